@@ -1,0 +1,79 @@
+"""Comparing a student's tensor with the expected one, and saying precisely how they differ."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .base import CheckFailed
+
+
+@dataclass
+class Difference:
+    """How far ``actual`` is from ``expected``; ``where`` is the index of the worst element."""
+
+    max_abs: float
+    max_rel: float
+    where: tuple[int, ...]
+    actual: float
+    expected: float
+    nonfinite: int
+
+    def as_details(self) -> dict[str, Any]:
+        return {"max_abs_diff": self.max_abs, "max_rel_diff": self.max_rel,
+                "where": list(self.where), "actual_at": self.actual,
+                "expected_at": self.expected, "nonfinite": self.nonfinite}
+
+
+def difference(actual: torch.Tensor, expected: torch.Tensor) -> Difference:
+    """Largest absolute and relative difference between two tensors of the same shape."""
+    a = actual.detach().to(torch.float64).cpu()
+    e = expected.detach().to(torch.float64).cpu()
+    nonfinite = int((~torch.isfinite(a)).sum() - (~torch.isfinite(e)).sum())
+    same = (a == e) | (torch.isnan(a) & torch.isnan(e))
+    diff = torch.where(same, torch.zeros_like(a), (a - e).abs())
+    diff = torch.nan_to_num(diff, nan=float("inf"))
+    if diff.numel() == 0:
+        return Difference(0.0, 0.0, (), 0.0, 0.0, 0)
+    flat = int(diff.argmax())
+    where = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), diff.shape))
+    rel = diff / e.abs().clamp_min(1e-12)
+    return Difference(float(diff.max()), float(rel.max()), where,
+                      float(a.reshape(-1)[flat]), float(e.reshape(-1)[flat]), max(nonfinite, 0))
+
+
+def assert_shape(actual: torch.Tensor, shape: tuple[int, ...] | torch.Size, what: str) -> None:
+    """Fail with both shapes named when ``actual`` does not have ``shape``."""
+    if tuple(actual.shape) != tuple(shape):
+        raise CheckFailed(f"{what} has shape {tuple(actual.shape)}, expected {tuple(shape)}",
+                          actual_shape=list(actual.shape), expected_shape=list(shape))
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str, *,
+                 atol: float, rtol: float = 0.0, hint: str = "") -> Difference:
+    """Fail unless ``|actual - expected| <= atol + rtol * |expected|`` everywhere.
+
+    The message names the largest difference, where it is, both values and the tolerance, so
+    that a student can find the bug without guessing.
+    """
+    assert_shape(actual, expected.shape, what)
+    d = difference(actual, expected)
+    a = actual.detach().to(torch.float64)
+    e = expected.detach().to(torch.float64)
+    bad = ~torch.isclose(a, e, atol=atol, rtol=rtol, equal_nan=False)
+    bad &= ~(torch.isnan(a) & torch.isnan(e))
+    if bool(bad.any()):
+        n_bad = int(bad.sum())
+        if d.nonfinite:
+            message = (f"{what} contains {d.nonfinite} NaN/inf value(s) where the reference is "
+                       f"finite (first at {list(d.where)})")
+        else:
+            message = (f"{what} differs from the reference by up to {d.max_abs:.3g} at "
+                       f"{list(d.where)} (yours {d.actual:.6g}, expected {d.expected:.6g}); "
+                       f"{n_bad} of {bad.numel()} values are outside the tolerance "
+                       f"atol={atol:g}, rtol={rtol:g}")
+        raise CheckFailed(message, hint=hint, **d.as_details(), shape=list(expected.shape),
+                          tolerance={"atol": atol, "rtol": rtol}, mismatched=n_bad)
+    return d

@@ -1,0 +1,154 @@
+"""The ``grader`` command: a thin layer over :func:`grader.grading.grade` and friends.
+
+Exit codes: 0 when grading ran (whatever the score), 2 when the grader itself could not run
+(bad arguments, no such folder, no expected values available).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; printed without a traceback."""
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="grade a submission folder",
+                       description="Grade a folder of modules (attention.py, causal_mask.py, "
+                                   "block.py, ...) and print a summary.")
+    p.add_argument("submission", type=Path, help="the submission folder")
+    p.add_argument("-a", "--assignment", action="append", dest="assignments", metavar="NAME",
+                   help="grade only this assignment (repeatable)")
+    p.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
+    p.add_argument("--fixtures", type=Path, metavar="DIR",
+                   help="expected values from stored fixtures instead of the live reference")
+    p.add_argument("--public-only", action="store_true",
+                   help="skip hidden checks (what a student's self-check runs)")
+    p.add_argument("--weights", type=Path, metavar="YAML",
+                   help="points per check: {assignment: {check_id: points}}")
+    p.add_argument("--isolation", choices=["auto", "bwrap", "none"], default="auto",
+                   help="sandbox for the student's code (default: bubblewrap when available)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads of the worker (default: the number of CPUs, at most 4)")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds each request to the student's code may take (default 60)")
+    p.add_argument("--total-timeout", type=float, default=600.0,
+                   help="seconds the whole submission may take (default 600)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show hints under failures")
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .grading import GradeOptions, grade, load_weights
+    from .summary import render_terminal
+    from .worker_client import WorkerSettings
+
+    if not args.submission.is_dir():
+        raise UsageError(f"submission folder not found: {args.submission}")
+    from . import checks
+
+    for name in args.assignments or []:
+        if name not in checks.ASSIGNMENTS:
+            raise UsageError(f"unknown assignment {name!r}; known: {', '.join(checks.names())}")
+    threads = args.threads or max(1, min(4, os.cpu_count() or 1))
+    options = GradeOptions(
+        assignments=args.assignments,
+        source=_source(args.fixtures),
+        worker=WorkerSettings(isolation=args.isolation, threads=threads,
+                              call_timeout=args.timeout, total_timeout=args.total_timeout),
+        weights=_weights(args.weights, load_weights),
+        include_hidden=not args.public_only,
+    )
+    result = grade(args.submission, options)
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+    print(render_terminal(result, color=color, verbose=args.verbose))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(result.to_json())
+    return 0
+
+
+def _weights(path: Path | None, load) -> dict:
+    if path is None:
+        return {}
+    try:
+        return load(path)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _source(fixtures: Path | None):
+    from .expected import FIXTURE_FILE, LiveReference, StoredFixtures
+
+    if fixtures is not None:
+        if not (fixtures / FIXTURE_FILE).is_file():
+            raise UsageError(f"no {FIXTURE_FILE} in {fixtures}")
+        return StoredFixtures(fixtures)
+    import importlib.util
+
+    if importlib.util.find_spec("reference") is None:
+        raise UsageError("the reference implementation is not installed here; pass --fixtures "
+                         "DIR (a student bundle ships its fixtures)")
+    return LiveReference()
+
+
+def _add_checks(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("checks", help="list the assignments and their checks")
+    p.add_argument("--hidden", action="store_true", help="include hidden checks")
+    p.set_defaults(func=_list_checks)
+
+
+def _list_checks(args: argparse.Namespace) -> int:
+    from . import checks
+
+    for a in checks.ASSIGNMENTS.values():
+        shown = [c for c in a.checks if args.hidden or c.visibility.value == "public"]
+        print(f"{a.name} ({a.module}.py): {a.title} — {sum(c.points for c in shown):g} points")
+        for c in shown:
+            tag = " [hidden]" if c.visibility.value == "hidden" else ""
+            print(f"  {c.id:<20} {c.points:>4g}  {c.name}{tag}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grader", description="The course grader for 'build a "
+                                     "GPT from scratch'.")
+    parser.add_argument("--version", action="version", version=f"grader {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run(sub)
+    _add_checks(sub)
+    try:
+        from .quiz import cli as quiz_cli
+    except ImportError:  # the quiz package is optional for grading
+        quiz_cli = None
+    if quiz_cli is not None and hasattr(quiz_cli, "register"):
+        quiz_cli.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``grader`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("grader: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The worker's main loop: read a request frame, run the task, write a reply frame.
+
+The protocol channel is a private duplicate of the original stdout; file descriptor 1 is pointed
+at stderr so that whatever the student's code prints is captured for display and can never be
+mistaken for a reply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _configure_torch(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    # Same verdict on every run and every machine: no TF32, deterministic kernels where they exist.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = False
+    torch.set_float32_matmul_precision("highest")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="grader-worker")
+    parser.add_argument("--submission", required=True, type=Path)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--max-request-bytes", type=int, default=2**31)
+    args = parser.parse_args(argv)
+
+    channel_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    channel_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    os.dup2(2, 1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)  # a student's input() gets EOF instead of reading our requests
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stdin = os.fdopen(0, "r", closefd=False)
+
+    _configure_torch(args.threads)
+    from . import protocol, tasks
+
+    session = tasks.Session(submission=args.submission.resolve())
+    sys.path.insert(0, str(session.submission))
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+    while True:
+        try:
+            request, tensors = protocol.read_frame(channel_in, args.max_request_bytes)
+        except EOFError:
+            return 0
+        reply, out = _handle(session, request, tensors, tasks)
+        try:
+            frame = protocol.pack(reply, out)
+        except Exception as exc:  # noqa: BLE001 - e.g. a student's tensor that cannot be saved
+            frame = protocol.pack({"id": request.get("id"), "ok": False, "error": {
+                "type": type(exc).__name__, "message": f"could not send the result: {exc}",
+                "where": "", "traceback": "", "contract": True}})
+        sys.stdout.flush()
+        sys.stderr.flush()
+        channel_out.write(frame)
+
+
+def _handle(session, request, tensors, tasks):
+    task = tasks.TASKS.get(request.get("task"))
+    if task is None:
+        return {"id": request.get("id"), "ok": False, "error": {
+            "type": "UnknownTask", "message": str(request.get("task")), "where": "",
+            "traceback": "", "contract": True}}, {}
+    try:
+        result, out = task(session, request.get("args", {}), tensors)
+        return {"id": request.get("id"), "ok": True, "result": result}, out
+    except BaseException as exc:  # noqa: BLE001 - SystemExit from a student is an error too
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        error = tasks.describe_exception(exc, session.submission)
+        return {"id": request.get("id"), "ok": False, "error": error}, {}
