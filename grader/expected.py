@@ -37,7 +37,9 @@ def _as_tensors(key: str, values: dict[str, Any]) -> dict[str, torch.Tensor]:
     for name, v in values.items():
         if not isinstance(v, torch.Tensor):
             v = torch.tensor(v)
-        out[name] = v.detach().cpu().contiguous()
+        # A private copy: tied weights must not share storage in a fixture file, and a check
+        # must not be able to change a cached value in place.
+        out[name] = v.detach().cpu().contiguous().clone()
     if any(_SEP in name for name in out):
         raise ValueError(f"fixture names may not contain {_SEP!r} ({key})")
     return out

@@ -82,7 +82,7 @@ class WorkerSettings:
     start_timeout: float = 60.0
     max_reply_bytes: int = 512 * 2**20
     log_bytes: int = 64 * 1024
-    max_restarts: int = 3
+    max_restarts: int = 10
     limits: sandbox.Limits = field(default_factory=sandbox.Limits)
 
 

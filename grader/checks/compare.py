@@ -70,9 +70,9 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str, *,
             message = (f"{what} contains {d.nonfinite} NaN/inf value(s) where the reference is "
                        f"finite (first at {list(d.where)})")
         else:
-            message = (f"{what} differs from the reference by up to {d.max_abs:.3g} at "
-                       f"{list(d.where)} (yours {d.actual:.6g}, expected {d.expected:.6g}); "
-                       f"{n_bad} of {bad.numel()} values are outside the tolerance "
+            message = (f"{what} does not match the reference: the largest difference is "
+                       f"{d.max_abs:.3g} at {list(d.where)} (yours {d.actual:.6g}, expected "
+                       f"{d.expected:.6g}); {n_bad} of {bad.numel()} values are outside "
                        f"atol={atol:g}, rtol={rtol:g}")
         raise CheckFailed(message, hint=hint, **d.as_details(), shape=list(expected.shape),
                           tolerance={"atol": atol, "rtol": rtol}, mismatched=n_bad)

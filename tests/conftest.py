@@ -1,0 +1,61 @@
+"""Shared test helpers: grading a folder, and planting one bug in a copy of the correct example."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from grader.grading import GradeOptions, grade
+from grader.results import Status, SubmissionResult
+from grader.worker_client import WorkerSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+CORRECT = EXAMPLES / "correct"
+
+# One torch thread per worker: tests may run two workers side by side on two cores.
+torch.set_num_threads(1)
+
+
+def settings(**overrides) -> WorkerSettings:
+    base = {"threads": 1, "call_timeout": 60.0, "total_timeout": 300.0}
+    base.update(overrides)
+    return WorkerSettings(**base)
+
+
+def grade_folder(path: Path, assignments: list[str] | None = None, **options) -> SubmissionResult:
+    """Grade ``path`` as the CLI would, with test-friendly worker settings."""
+    worker = options.pop("worker", None) or settings()
+    return grade(path, GradeOptions(assignments=assignments, worker=worker, **options))
+
+
+def plant(tmp_path: Path, edits: dict[str, list[tuple[str, str]]], name: str = "sub",
+          source: Path = CORRECT) -> Path:
+    """Copy ``source`` to ``tmp_path/name`` and replace, in each module, each ``old`` (which
+    must occur exactly once, so a planted bug cannot silently miss) by ``new``."""
+    target = tmp_path / name
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.yaml"))
+    for module, pairs in edits.items():
+        path = target / f"{module}.py"
+        text = path.read_text()
+        for old, new in pairs:
+            count = text.count(old)
+            assert count == 1, f"{old!r} occurs {count} times in {module}.py"
+            text = text.replace(old, new)
+        path.write_text(text)
+    return target
+
+
+def failing(result: SubmissionResult) -> set[str]:
+    """``assignment.check`` ids of every check that did not pass (skipped ones excluded)."""
+    return {f"{a}.{c.id}" for a, c in result.all_checks()
+            if c.status not in (Status.PASSED, Status.SKIPPED)}
+
+
+@pytest.fixture(scope="session")
+def correct_result() -> SubmissionResult:
+    """The correct example, graded once for the whole session."""
+    return grade_folder(CORRECT)
