@@ -26,6 +26,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-a", "--assignment", action="append", dest="assignments", metavar="NAME",
                    help="grade only this assignment (repeatable)")
     p.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="write report.html (self-contained) and report.md into DIR")
+    p.add_argument("--audience", choices=["student", "instructor"], default="student",
+                   help="student reports show only the name and points of hidden checks")
     p.add_argument("--fixtures", type=Path, metavar="DIR",
                    help="expected values from stored fixtures instead of the live reference")
     p.add_argument("--public-only", action="store_true",
@@ -46,32 +50,48 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .grading import GradeOptions, grade, load_weights
-    from .summary import render_terminal
-    from .worker_client import WorkerSettings
+    from .worker_client import WorkerClient, WorkerSettings
 
     if not args.submission.is_dir():
         raise UsageError(f"submission folder not found: {args.submission}")
+    threads = args.threads or max(1, min(4, os.cpu_count() or 1))
+    settings = WorkerSettings(isolation=args.isolation, threads=threads,
+                              call_timeout=args.timeout, total_timeout=args.total_timeout)
+    # Launch the worker before importing the checks (and torch): both imports then overlap.
+    worker = WorkerClient(args.submission, settings)
+    try:
+        worker.launch()
+        return _grade_and_report(args, settings, worker)
+    finally:
+        worker.close()
+
+
+def _grade_and_report(args: argparse.Namespace, settings, worker) -> int:
     from . import checks
+    from .grading import GradeOptions, grade, load_weights
+    from .summary import render_terminal
 
     for name in args.assignments or []:
         if name not in checks.ASSIGNMENTS:
             raise UsageError(f"unknown assignment {name!r}; known: {', '.join(checks.names())}")
-    threads = args.threads or max(1, min(4, os.cpu_count() or 1))
     options = GradeOptions(
         assignments=args.assignments,
         source=_source(args.fixtures),
-        worker=WorkerSettings(isolation=args.isolation, threads=threads,
-                              call_timeout=args.timeout, total_timeout=args.total_timeout),
+        worker=settings,
         weights=_weights(args.weights, load_weights),
         include_hidden=not args.public_only,
     )
-    result = grade(args.submission, options)
+    result = grade(args.submission, options, worker=worker)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     print(render_terminal(result, color=color, verbose=args.verbose))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(result.to_json())
+    if args.report:
+        from .reports import write_reports
+
+        paths = write_reports(result, args.report, audience=args.audience)
+        print("reports: " + ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -124,12 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run(sub)
     _add_checks(sub)
-    try:
-        from .quiz import cli as quiz_cli
-    except ImportError:  # the quiz package is optional for grading
-        quiz_cli = None
-    if quiz_cli is not None and hasattr(quiz_cli, "register"):
-        quiz_cli.register(sub)
+    from .quiz import cli as quiz_cli
+
+    quiz_cli.register(sub)
     return parser
 
 

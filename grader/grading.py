@@ -35,15 +35,20 @@ class GradeOptions:
     import_timeout: float = 60.0
 
 
-def grade(path: Path | str, options: GradeOptions | None = None) -> SubmissionResult:
-    """Grade the submission folder at ``path`` and return its results."""
+def grade(path: Path | str, options: GradeOptions | None = None,
+          worker: WorkerClient | None = None) -> SubmissionResult:
+    """Grade the submission folder at ``path`` and return its results.
+
+    ``worker`` may be a :class:`WorkerClient` for this folder that the caller launched early
+    (so that the worker's ``import torch`` overlaps the grader's); it is closed at the end.
+    """
     options = options or GradeOptions()
     started = time.monotonic()
     assignments = [ASSIGNMENTS[n] for n in (options.assignments or list(ASSIGNMENTS))]
     submission = discover(Path(path), [a.module for a in assignments])
     result = SubmissionResult(submission=str(path), submission_id=submission.content_hash,
                               grader_version=__version__)
-    with WorkerClient(submission.root, options.worker) as worker:
+    with worker or WorkerClient(submission.root, options.worker) as worker:
         imports = _import_modules(worker, submission, assignments, options.import_timeout)
         for a in assignments:
             result.assignments.append(_grade_assignment(a, submission, imports, worker, options))

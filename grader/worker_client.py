@@ -129,6 +129,7 @@ class WorkerClient:
         self.data_dir = Path(tempfile.mkdtemp(prefix="grader-data-"))
         os.chmod(self.data_dir, 0o755)
         self._in_sandbox = False
+        self._ready = False
 
     # -- lifecycle -----------------------------------------------------------------------
     def __enter__(self) -> WorkerClient:
@@ -143,7 +144,14 @@ class WorkerClient:
         return self._info
 
     def start(self) -> None:
-        """Start a worker if none is running (and the restart budget allows)."""
+        """Start a worker if none is running (and the restart budget allows), and wait until it
+        answers."""
+        self.launch()
+        self._await_ready()
+
+    def launch(self) -> None:
+        """Start the worker process without waiting for it: its ``import torch`` then overlaps
+        with whatever the caller does next (e.g. importing the checks)."""
         if self._proc is not None and self._proc.poll() is None:
             return
         self._stop()
@@ -168,8 +176,14 @@ class WorkerClient:
             env=launch.env, cwd=launch.cwd, preexec_fn=launch.preexec_fn, start_new_session=True,
         )
         threading.Thread(target=self._drain_stderr, args=(self._proc,), daemon=True).start()
+        self._ready = False
+
+    def _await_ready(self) -> None:
+        if self._ready:
+            return
         reply = self._exchange("ping", {}, {}, self.settings.start_timeout)
         self._info = reply.result
+        self._ready = True
 
     def _command(self, path) -> list[str]:
         # `path` maps a host path to where the (possibly sandboxed) worker sees it.
