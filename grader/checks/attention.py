@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import torch
 
+from ..diagnosis import Diagnosis, catalogue, jointly
 from .base import Assignment, CheckFailed, Context, ok
-from .common import (F64_ATOL, F64_RTOL, ROW_SUM_ATOL, random_parameters, require_finite,
-                     require_parameters, shapes_of, small_heatmap)
+from .common import (
+    F64_ATOL,
+    F64_RTOL,
+    ROW_SUM_ATOL,
+    random_parameters,
+    require_finite,
+    require_parameters,
+    shapes_of,
+    small_heatmap,
+)
 from .compare import assert_close, assert_shape
 from .harness import T, call_function, call_spec, run_module, seeded
 
@@ -42,8 +51,9 @@ def sdpa_shapes(ctx: Context):
     """Returns ``(out, weights)`` with shapes ``(..., T_q, d_v)`` and ``(..., T_q, T_k)`` for
     T_q != T_k, d_k != d_v, extra head dimensions, batch 1 and a single query."""
     for i, (lead, t_q, t_k, d_k, d_v) in enumerate(SHAPE_CASES):
-        inp = ctx.inputs(f"sdpa_shapes/{i}", lambda: _qkv(seeded(i), lead, t_q, t_k, d_k, d_v,
-                                                            dtype=torch.float32))
+        dims = (lead, t_q, t_k, d_k, d_v)
+        inp = ctx.inputs(f"sdpa_shapes/{i}", lambda i=i, dims=dims: _qkv(
+            seeded(i), *dims, dtype=torch.float32))
         res = call_function(ctx, "attention", SDPA, args=[T("q"), T("k"), T("v")], tensors=inp,
                             what=f"`{SDPA}(q, k, v)`")
         out, weights = res.output.tensor_tuple(2, "(out, weights)")
@@ -63,11 +73,14 @@ def _sdpa_case(ctx: Context, key: str, seed: int, masked: bool, scale: float = 1
         return inp
 
     inp = ctx.inputs(key, make)
-    exp = ctx.expected(key, lambda ref: dict(zip(
-        ("out", "weights"),
-        ref.scaled_dot_product_attention(inp["q"], inp["k"], inp["v"], inp.get("mask")))))
+
+    def reference(ref):
+        return dict(zip(("out", "weights"), ref.scaled_dot_product_attention(
+            inp["q"], inp["k"], inp["v"], inp.get("mask")), strict=True))
+
+    exp = ctx.expected(key, reference)
     kwargs = {"mask": T("mask")} if masked else {}
-    return inp, exp, kwargs
+    return inp, exp, kwargs, Diagnosis(ctx, key, reference, catalogue.ATTENTION)
 
 
 @check("sdpa_values", "scaled_dot_product_attention: values equal the reference", 3,
@@ -77,7 +90,7 @@ def sdpa_values(ctx: Context):
     details = {}
     for masked in (False, True):
         key = "sdpa_values/masked" if masked else "sdpa_values/plain"
-        inp, exp, kwargs = _sdpa_case(ctx, key, 11 + masked, masked)
+        inp, exp, kwargs, diagnosis = _sdpa_case(ctx, key, 11 + masked, masked)
         res = call_function(ctx, "attention", SDPA, args=[T("q"), T("k"), T("v")],
                             kwargs=kwargs, tensors=inp, what=f"`{SDPA}`")
         out, weights = res.output.tensor_tuple(2, "(out, weights)")
@@ -86,8 +99,9 @@ def sdpa_values(ctx: Context):
             "actual": small_heatmap(weights[0, 0]), "expected": small_heatmap(exp["weights"][0, 0])}
         try:
             assert_close(weights, exp["weights"], "the attention weights" + label,
-                         atol=F64_ATOL, rtol=F64_RTOL)
-            assert_close(out, exp["out"], "the output" + label, atol=F64_ATOL, rtol=F64_RTOL)
+                         atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on("weights"))
+            assert_close(out, exp["out"], "the output" + label, atol=F64_ATOL, rtol=F64_RTOL,
+                         diagnose=diagnosis.on("out"))
         except CheckFailed as failure:
             failure.details.update(details, inputs={k: list(v.shape) for k, v in inp.items()})
             raise
@@ -134,7 +148,7 @@ def sdpa_masking(ctx: Context):
        needs=(SDPA,))
 def sdpa_gradients(ctx: Context):
     """Gradients of q, k and v equal the reference's (float64, with a mask)."""
-    inp, _, kwargs = _sdpa_case(ctx, "sdpa_values/masked", 12, True)
+    inp, _, kwargs, _ = _sdpa_case(ctx, "sdpa_values/masked", 12, True)
     g_out = ctx.inputs("sdpa_gradients/g", lambda: {
         "g": torch.randn(2, 3, 5, 8, generator=seeded(13), dtype=torch.float64)})["g"]
 
@@ -145,13 +159,14 @@ def sdpa_gradients(ctx: Context):
         return {"q": q.grad, "k": k.grad, "v": v.grad}
 
     exp = ctx.expected("sdpa_gradients", reference_grads)
+    diagnosis = Diagnosis(ctx, "sdpa_gradients", reference_grads, catalogue.ATTENTION)
     res = call_function(ctx, "attention", SDPA, args=[T("q"), T("k"), T("v")], kwargs=kwargs,
                         tensors={**inp, "g": g_out}, requires_grad=("q", "k", "v"),
                         grad_outputs={"out.0": "g"}, what=f"`{SDPA}`")
     res.output.tensor_tuple(2, "(out, weights)")
     for name in "qkv":
         assert_close(res.grads[name], exp[name], f"the gradient of {name}",
-                     atol=F64_ATOL, rtol=F64_RTOL)
+                     atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on(name))
     return ok()
 
 
@@ -169,8 +184,8 @@ def mha_shapes(ctx: Context):
     """``c_attn``/``c_proj`` have GPT-2's names and shapes; the output is ``(B, T, C)`` for
     several head counts, batch 1 and T = 1."""
     for n_embd, n_head, b, t in MHA_CASES:
-        x = ctx.inputs(f"mha_shapes/{n_embd}x{n_head}", lambda: {
-            "x": torch.randn(b, t, n_embd, generator=seeded(n_embd))})
+        x = ctx.inputs(f"mha_shapes/{n_embd}x{n_head}", lambda shape=(b, t, n_embd): {
+            "x": torch.randn(*shape, generator=seeded(shape[-1]))})
         run = run_module(ctx, "attention", MHA, args=[n_embd, n_head], tensors=x,
                          calls=[call_spec(T("x"))],
                          what=f"`{MHA}({n_embd}, {n_head})(x)`")
@@ -204,7 +219,8 @@ def _mha_values(ctx: Context, n_embd: int, n_head: int, b: int, t: int, masked: 
         y = model(x, inp.get("mask"))
         (y * inp["g"]).sum().backward()
         out = {"y": y.detach(), "x.grad": x.grad}
-        out.update({f"pgrad.{n}": p.grad for n, p in model.named_parameters()})
+        out.update({f"pgrad.{n}": p.grad for n, p in model.named_parameters()
+                    if p.grad is not None})
         return out
 
     exp = ctx.expected(key, reference)
@@ -214,7 +230,7 @@ def _mha_values(ctx: Context, n_embd: int, n_head: int, b: int, t: int, masked: 
                                                    grad_outputs={"out": "g"} if grads else None,
                                                    param_grads=grads, **kwargs)],
                      what=f"`{MHA}({n_embd}, {n_head})`")
-    return run.calls[0], exp
+    return run.calls[0], exp, Diagnosis(ctx, key, reference, catalogue.MULTI_HEAD)
 
 
 @check("mha_values", "MultiHeadAttention: output equals the reference with the same weights", 3,
@@ -222,12 +238,15 @@ def _mha_values(ctx: Context, n_embd: int, n_head: int, b: int, t: int, masked: 
 def mha_values(ctx: Context):
     """With the reference's weights loaded, the output equals the reference's (float64) for
     1, 3 and 4 heads, with and without a mask."""
-    for n_embd, n_head, b, t, masked in [(32, 4, 2, 5, False), (24, 3, 1, 6, True),
-                                          (16, 1, 2, 3, False)]:
-        call, exp = _mha_values(ctx, n_embd, n_head, b, t, masked, grads=False)
-        assert_close(call.output.tensor(), exp["y"],
+    cases = [(32, 4, 2, 5, False), (24, 3, 1, 6, True), (16, 1, 2, 3, False)]
+    runs = [_mha_values(ctx, *case, grads=False) for case in cases]
+    outputs = [(diagnosis, "y", call.output.tensor(), exp["y"]) for call, exp, diagnosis in runs]
+    for (_, n_head, _, _, masked), (_, _, y, expected) in zip(cases, outputs, strict=True):
+        # The diagnosis judges all cases together: with 4 heads alone, sqrt(d_model) = 2
+        # sqrt(d_k), so a scale off by 2 would look like the sqrt(d_model) mistake.
+        assert_close(y, expected,
                      f"the output for {n_head} head(s){' with a mask' if masked else ''}",
-                     atol=F64_ATOL, rtol=F64_RTOL)
+                     atol=F64_ATOL, rtol=F64_RTOL, diagnose=jointly(outputs))
     return ok()
 
 
@@ -235,12 +254,12 @@ def mha_values(ctx: Context):
        needs=(MHA,))
 def mha_gradients(ctx: Context):
     """Gradients of the input and of every parameter equal the reference's (float64)."""
-    call, exp = _mha_values(ctx, 48, 6, 2, 7, True, grads=True)
+    call, exp, diagnosis = _mha_values(ctx, 48, 6, 2, 7, True, grads=True)
     assert_close(call.grads["x"], exp["x.grad"], "the gradient of the input x",
-                 atol=F64_ATOL, rtol=F64_RTOL)
+                 atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on("x.grad"))
     for name, g in sorted(call.param_grads.items()):
         assert_close(g, exp[f"pgrad.{name}"], f"the gradient of `{name}`",
-                     atol=F64_ATOL, rtol=F64_RTOL)
+                     atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on(f"pgrad.{name}"))
     if call.params_without_grad:
         raise CheckFailed("no gradient reached " + ", ".join(call.params_without_grad))
     return ok()

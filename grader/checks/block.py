@@ -6,8 +6,9 @@ import math
 
 import torch
 
+from ..diagnosis import Diagnosis, catalogue, likely
 from .base import Assignment, CheckFailed, Context, ok
-from .common import F64_ATOL, F64_RTOL, random_parameters, require_finite, require_parameters
+from .common import F64_ATOL, F64_RTOL, random_parameters, require_finite
 from .compare import assert_close, assert_shape
 from .harness import T, call_spec, new, run_module, seeded
 
@@ -51,7 +52,8 @@ def _module_values(ctx: Context, cls: str, args: list[int], grads: bool):
         y = model(x)
         (y * inp["g"]).sum().backward()
         return {"y": y.detach(), "x.grad": x.grad,
-                **{f"pgrad.{n}": p.grad for n, p in model.named_parameters()}}
+                **{f"pgrad.{n}": p.grad for n, p in model.named_parameters()
+                   if p.grad is not None}}
 
     exp = ctx.expected(key, reference)
     run = run_module(ctx, "block", cls, args=args, params=params, dtype="float64", tensors=inp,
@@ -59,15 +61,16 @@ def _module_values(ctx: Context, cls: str, args: list[int], grads: bool):
                                       grad_outputs={"out": "g"} if grads else None,
                                       param_grads=grads)],
                      what=f"`{cls}`")
-    return run.calls[0], exp
+    mistakes = catalogue.MLP if cls == "MLP" else catalogue.BLOCK
+    return run.calls[0], exp, Diagnosis(ctx, key, reference, mistakes)
 
 
-def _check_grads(call, exp) -> None:
+def _check_grads(call, exp, diagnosis: Diagnosis) -> None:
     assert_close(call.grads["x"], exp["x.grad"], "the gradient of the input x",
-                 atol=F64_ATOL, rtol=F64_RTOL)
+                 atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on("x.grad"))
     for name, g in sorted(call.param_grads.items()):
         assert_close(g, exp[f"pgrad.{name}"], f"the gradient of `{name}`",
-                     atol=F64_ATOL, rtol=F64_RTOL)
+                     atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on(f"pgrad.{name}"))
     if call.params_without_grad:
         raise CheckFailed("no gradient reached " + ", ".join(call.params_without_grad))
 
@@ -77,9 +80,10 @@ def _check_grads(call, exp) -> None:
 def mlp_values(ctx: Context):
     """``MLP(n_embd)`` with ``c_fc`` (C -> 4C), GPT-2's tanh-approximated GELU and ``c_proj``
     (4C -> C) gives the reference's output with the same weights (float64)."""
-    call, exp = _module_values(ctx, "MLP", [32], grads=False)
+    call, exp, diagnosis = _module_values(ctx, "MLP", [32], grads=False)
     assert_close(call.output.tensor(), exp["y"], "the MLP's output", atol=F64_ATOL, rtol=F64_RTOL,
-                 hint="GPT-2 uses nn.GELU(approximate='tanh'); also check c_fc is C -> 4C.")
+                 hint="GPT-2 uses nn.GELU(approximate='tanh'); also check c_fc is C -> 4C.",
+                 diagnose=diagnosis.on("y"))
     return ok()
 
 
@@ -88,11 +92,11 @@ def mlp_values(ctx: Context):
 def block_values(ctx: Context):
     """``Block(n_embd, n_head, block_size)`` computes ``x + attn(ln_1(x))`` then
     ``x + mlp(ln_2(x))``: the reference's output with the same weights (float64)."""
-    call, exp = _module_values(ctx, "Block", [32, 4, 16], grads=False)
+    call, exp, diagnosis = _module_values(ctx, "Block", [32, 4, 16], grads=False)
     assert_close(call.output.tensor(), exp["y"], "the block's output", atol=F64_ATOL,
                  rtol=F64_RTOL,
                  hint="Pre-norm: the LayerNorm goes inside each residual branch, and each "
-                      "branch is added back to its input.")
+                      "branch is added back to its input.", diagnose=diagnosis.on("y"))
     return ok()
 
 
@@ -101,8 +105,7 @@ def block_values(ctx: Context):
 def block_gradients(ctx: Context):
     """Gradients of the input and every parameter of the MLP and the Block (float64)."""
     for cls, args in (("MLP", [32]), ("Block", [32, 4, 16])):
-        call, exp = _module_values(ctx, cls, args, grads=True)
-        _check_grads(call, exp)
+        _check_grads(*_module_values(ctx, cls, args, grads=True))
     return ok()
 
 
@@ -135,21 +138,23 @@ def _gpt_reference(ctx: Context):
         logits, loss = model(inp["idx"], inp["targets"])
         loss.backward()
         out.update({"logits": logits.detach(), "loss": loss.detach()})
-        out.update({f"pgrad.{n}": p.grad for n, p in model.named_parameters()})
+        out.update({f"pgrad.{n}": p.grad for n, p in model.named_parameters()
+                    if p.grad is not None})
         return out
 
-    return params, inp, ctx.expected("gpt_reference", compute)
+    return (params, inp, ctx.expected("gpt_reference", compute),
+            Diagnosis(ctx, "gpt_reference", compute, catalogue.GPT))
 
 
 def _run_gpt(ctx: Context, grads: bool):
-    params, inp, exp = _gpt_reference(ctx)
+    params, inp, exp, diagnosis = _gpt_reference(ctx)
     calls = [call_spec(T("idx"), T("targets"), grad_outputs={"out.1": "one_scalar"} if grads
                        else None, param_grads=grads),
              call_spec(T("one")), call_spec(T("full"))]
     run = run_module(ctx, "block", "GPT", args=[_config(SMALL)], params=params, dtype="float64",
                      tensors={**inp, "one_scalar": torch.tensor(1.0, dtype=torch.float64)},
                      calls=calls, what="`GPT(config)(idx, targets)`")
-    return run, exp
+    return run, exp, diagnosis
 
 
 @check("gpt_logits", "GPT: logits and loss equal the reference with the same weights", 4,
@@ -158,17 +163,19 @@ def gpt_logits(ctx: Context):
     """With the reference's state dict loaded, ``GPT(config)(idx, targets)`` returns the
     reference's ``(logits, loss)``: logits ``(B, T, vocab_size)`` for T < block_size, T = 1 and
     T = block_size (float64)."""
-    run, exp = _run_gpt(ctx, grads=False)
+    run, exp, diagnosis = _run_gpt(ctx, grads=False)
     logits, loss = run.calls[0].output.tensor_tuple(2, "(logits, loss)")
-    assert_close(logits, exp["logits"], "the logits", atol=F64_ATOL, rtol=F64_RTOL)
-    assert_close(loss.reshape(()), exp["loss"], "the loss", atol=F64_ATOL, rtol=F64_RTOL)
+    assert_close(logits, exp["logits"], "the logits", atol=F64_ATOL, rtol=F64_RTOL,
+                 diagnose=diagnosis.on("logits"))
+    assert_close(loss.reshape(()), exp["loss"], "the loss", atol=F64_ATOL, rtol=F64_RTOL,
+                 diagnose=diagnosis.on("loss"))
     for i, name in ((1, "one"), (2, "full")):
         out = run.calls[i].output
         got = out.item(0).tensor() if out.description["kind"] in ("tuple", "list") else \
             out.tensor()
         assert_close(got, exp[f"logits.{name}"], f"the logits for T = "
                      f"{1 if name == 'one' else SMALL['block_size']}",
-                     atol=F64_ATOL, rtol=F64_RTOL)
+                     atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on(f"logits.{name}"))
     second = run.calls[1].output
     if second.description["kind"] in ("tuple", "list"):
         rest = second.item(1).description
@@ -182,13 +189,13 @@ def gpt_logits(ctx: Context):
 def gpt_gradients(ctx: Context):
     """The loss's gradient for every parameter equals the reference's (float64); with tied
     weights, ``lm_head.weight`` and ``transformer.wte.weight`` get the sum of both uses."""
-    run, exp = _run_gpt(ctx, grads=True)
+    run, exp, diagnosis = _run_gpt(ctx, grads=True)
     call = run.calls[0]
     for name, g in sorted(call.param_grads.items()):
         if f"pgrad.{name}" not in exp:
             continue
         assert_close(g, exp[f"pgrad.{name}"], f"the gradient of `{name}`", atol=F64_ATOL,
-                     rtol=F64_RTOL)
+                     rtol=F64_RTOL, diagnose=diagnosis.on(f"pgrad.{name}"))
     if call.params_without_grad:
         raise CheckFailed("no gradient reached " + ", ".join(call.params_without_grad[:6]))
     return ok()
@@ -205,8 +212,34 @@ def _fresh(ctx: Context):
 def gpt_init(ctx: Context):
     """Linear and embedding weights ~ N(0, 0.02); every ``c_proj.weight`` ~
     N(0, 0.02/sqrt(2 n_layer)); biases 0; LayerNorm weight 1 and bias 0."""
-    run = _fresh(ctx)
-    params = run.params
+    params = _fresh(ctx).params
+    measured = _init_stats(params)
+    diagnosis = Diagnosis(ctx, "init_std", _reference_init_stds, catalogue.INIT)
+    for label, m in measured.items():
+        std, mean, target = m["std"], m["mean"], m["expected_std"]
+        # 10 %: the estimate's own error at these sizes is ~0.3 %; N(0, 0.02) against
+        # 0.02/sqrt(8) (unscaled residuals) or PyTorch's defaults differ by far more.
+        if abs(std - target) > 0.1 * target or abs(mean) > 0.1 * target:
+            stds = {"std": torch.tensor([v["std"] for v in measured.values()])}
+            targets = {"std": torch.tensor([v["expected_std"] for v in measured.values()])}
+            raise CheckFailed(
+                f"{label} has std {std:.4g} (mean {mean:.2g}); expected N(0, {target:.4g})",
+                hint="GPT-2 initialises weights with std 0.02 and the residual projections "
+                     "(every c_proj.weight) with 0.02/sqrt(2*n_layer), so that the residual "
+                     "stream's variance does not grow with depth.", measured=measured,
+                **diagnosis.details(stds, targets, atol=0.0, rtol=0.1))
+    for name, p in params.items():
+        if name.endswith(".bias") and bool((p != 0).any()):
+            raise CheckFailed(f"`{name}` is not initialised to zero", measured=measured)
+        if name.split(".")[-2].startswith("ln") and name.endswith(".weight") and bool(
+                (p != 1).any()):
+            raise CheckFailed(f"`{name}` is not initialised to one", measured=measured)
+    return ok(measured=measured)
+
+
+def _init_stats(params: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
+    """Std and mean of each group of weights of a freshly initialised GPT(INIT), with the std
+    GPT-2's initialisation gives it."""
     proj_std = 0.02 / math.sqrt(2 * INIT["n_layer"])
     groups = {
         "token embedding `transformer.wte.weight`": (["transformer.wte.weight"], 0.02),
@@ -221,24 +254,19 @@ def gpt_init(ctx: Context):
         present = [n for n in names if n in params]
         if not present:
             raise CheckFailed(f"no parameter named like {label} was found")
-        values = torch.cat([params[n].double().flatten() for n in present])
-        std, mean = float(values.std()), float(values.mean())
-        measured[label] = {"std": std, "expected_std": target, "mean": mean}
-        # 10 %: the estimate's own error at these sizes is ~0.3 %; N(0, 0.02) against
-        # 0.02/sqrt(8) (unscaled residuals) or PyTorch's defaults differ by far more.
-        if abs(std - target) > 0.1 * target or abs(mean) > 0.1 * target:
-            raise CheckFailed(
-                f"{label} has std {std:.4g} (mean {mean:.2g}); expected N(0, {target:.4g})",
-                hint="GPT-2 initialises weights with std 0.02 and the residual projections "
-                     "(every c_proj.weight) with 0.02/sqrt(2*n_layer), so that the residual "
-                     "stream's variance does not grow with depth.", measured=measured)
-    for name, p in params.items():
-        if name.endswith(".bias") and bool((p != 0).any()):
-            raise CheckFailed(f"`{name}` is not initialised to zero", measured=measured)
-        if name.split(".")[-2].startswith("ln") and name.endswith(".weight") and bool(
-                (p != 1).any()):
-            raise CheckFailed(f"`{name}` is not initialised to one", measured=measured)
-    return ok(measured=measured)
+        values = torch.cat([params[n].detach().double().flatten() for n in present])
+        measured[label] = {"std": float(values.std()), "expected_std": target,
+                           "mean": float(values.mean())}
+    return measured
+
+
+def _reference_init_stds(ref) -> dict[str, torch.Tensor]:
+    """The group stds of the reference's (or a variant's) freshly initialised GPT(INIT)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = ref.GPT(ref.GPTConfig(**INIT))
+    stats = _init_stats(dict(model.named_parameters(remove_duplicate=False)))
+    return {"std": torch.tensor([v["std"] for v in stats.values()])}
 
 
 @check("gpt_init_loss", "GPT: loss at initialisation is close to ln(vocab_size)", 2,
@@ -277,10 +305,12 @@ def gpt_param_count(ctx: Context):
     if got != expected:
         extra = got - expected
         why = ""
-        if extra == INIT["vocab_size"] * INIT["n_embd"]:
+        copied = extra == INIT["vocab_size"] * INIT["n_embd"]
+        if copied:
             why = " — exactly vocab_size x n_embd: is lm_head a separate copy of wte?"
         raise CheckFailed(f"the model has {got:,} parameters, expected {expected:,} "
-                          f"({extra:+,}){why}", actual=got, expected=expected)
+                          f"({extra:+,}){why}", actual=got, expected=expected,
+                          **(likely("untied_embeddings") if copied else {}))
     return ok(parameters=got)
 
 
@@ -301,7 +331,8 @@ def gpt_weight_tying(ctx: Context):
                           hint="Tie them with `self.lm_head.weight = self.transformer.wte.weight`.")
     raise CheckFailed("lm_head.weight is a separate tensor from transformer.wte.weight (copied, "
                       "not tied)",
-                      hint="Tie them with `self.lm_head.weight = self.transformer.wte.weight`.")
+                      hint="Tie them with `self.lm_head.weight = self.transformer.wte.weight`.",
+                      **likely("untied_embeddings"))
 
 
 @check("gpt_shapes", "GPT: logits shape, loss only with targets, T <= block_size", 1,

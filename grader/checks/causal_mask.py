@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import torch
 
+from ..diagnosis import Diagnosis, catalogue, jointly
 from .base import Assignment, CheckFailed, Context, ok
-from .common import (F64_ATOL, F64_RTOL, causal_table, random_parameters, require_finite,
-                     require_parameters, shapes_of, small_heatmap)
+from .common import (
+    F64_ATOL,
+    F64_RTOL,
+    causal_table,
+    random_parameters,
+    require_finite,
+    require_parameters,
+    shapes_of,
+    small_heatmap,
+)
 from .compare import assert_close, assert_shape
 from .harness import T, call_function, call_spec, run_module, seeded
 
@@ -26,6 +35,7 @@ MASK_CASES = [(1, 1), (4, 4), (2, 5), (1, 6), (3, 3), (5, 8)]
 def mask_table(ctx: Context):
     """``causal_mask(t_q, t_k)`` is a bool ``(t_q, t_k)`` tensor, True where the query (one of
     the last t_q positions) may attend the key: at or before its own position."""
+    masks, tables = {}, {}
     for t_q, t_k in MASK_CASES:
         res = call_function(ctx, "causal_mask", MASK, args=[t_q, t_k], tensors={},
                             what=f"`causal_mask({t_q}, {t_k})`")
@@ -37,6 +47,13 @@ def mask_table(ctx: Context):
                               hint="Return a boolean tensor, e.g. from torch.tril(...).bool() or "
                                    "a comparison of position indices.")
         assert_shape(mask, expected.shape, f"causal_mask({t_q}, {t_k})")
+        masks[f"{t_q}x{t_k}"], tables[f"{t_q}x{t_k}"] = mask, expected
+    # The diagnosis compares every case at once: one case alone can fit several mistakes.
+    diagnosis = Diagnosis(ctx, "mask_table", lambda ref: {
+        f"{t_q}x{t_k}": ref.causal_mask(t_q, t_k) for t_q, t_k in MASK_CASES},
+        catalogue.CAUSAL_MASK)
+    for (t_q, t_k), mask, expected in zip(MASK_CASES, masks.values(), tables.values(),
+                                          strict=True):
         if not torch.equal(mask, expected):
             wrong = (mask != expected).nonzero().tolist()
             inverted = torch.equal(mask, ~expected)
@@ -46,7 +63,8 @@ def mask_table(ctx: Context):
                 + ("; it is exactly inverted (True must mean 'may attend')" if inverted else ""),
                 hint="Query i sits at position t_k - t_q + i and may attend keys 0..that "
                      "position, itself included.",
-                actual=small_heatmap(mask.double()), expected=small_heatmap(expected.double()))
+                actual=small_heatmap(mask.double()), expected=small_heatmap(expected.double()),
+                **diagnosis.details(masks, tables, atol=0.0, rtol=0.0))
     return ok(cases=len(MASK_CASES))
 
 
@@ -64,8 +82,8 @@ def csa_shapes(ctx: Context):
     """``CausalSelfAttention(n_embd, n_head, block_size)`` has ``c_attn``/``c_proj`` and maps
     ``(B, T, C)`` to ``(B, T, C)``, including T = 1 and T = block_size."""
     for n_embd, n_head, block, b, t in CSA_CASES:
-        x = ctx.inputs(f"csa_shapes/{n_embd}x{t}", lambda: {
-            "x": torch.randn(b, t, n_embd, generator=seeded(t))})
+        x = ctx.inputs(f"csa_shapes/{n_embd}x{t}", lambda shape=(b, t, n_embd): {
+            "x": torch.randn(*shape, generator=seeded(shape[1]))})
         run = run_module(ctx, "causal_mask", CSA, args=[n_embd, n_head, block], tensors=x,
                          calls=[call_spec(T("x"))],
                          what=f"`{CSA}({n_embd}, {n_head}, {block})(x)`")
@@ -89,7 +107,8 @@ def _csa_run(ctx: Context, n_embd: int, n_head: int, block: int, b: int, t: int,
         y = model(x)
         (y * inp["g"]).sum().backward()
         return {"y": y.detach(), "x.grad": x.grad,
-                **{f"pgrad.{n}": p.grad for n, p in model.named_parameters()}}
+                **{f"pgrad.{n}": p.grad for n, p in model.named_parameters()
+                   if p.grad is not None}}
 
     exp = ctx.expected(key, reference)
     run = run_module(ctx, "causal_mask", CSA, args=[n_embd, n_head, block], params=params,
@@ -98,7 +117,7 @@ def _csa_run(ctx: Context, n_embd: int, n_head: int, block: int, b: int, t: int,
                                       grad_outputs={"out": "g"} if grads else None,
                                       param_grads=grads)],
                      what=f"`{CSA}`")
-    return run.calls[0], exp
+    return run.calls[0], exp, Diagnosis(ctx, key, reference, catalogue.CAUSAL_ATTENTION)
 
 
 @check("csa_values", "CausalSelfAttention: output equals the reference with the same weights", 3,
@@ -106,10 +125,12 @@ def _csa_run(ctx: Context, n_embd: int, n_head: int, block: int, b: int, t: int,
 def csa_values(ctx: Context):
     """With the reference's weights loaded, the output equals the reference's (float64), for
     T < block_size and T = block_size."""
-    for n_embd, n_head, block, b, t in [(32, 4, 16, 2, 9), (16, 2, 6, 1, 6)]:
-        call, exp = _csa_run(ctx, n_embd, n_head, block, b, t, grads=False)
-        assert_close(call.output.tensor(), exp["y"], f"the output (T={t}, block_size={block})",
-                     atol=F64_ATOL, rtol=F64_RTOL)
+    cases = [(32, 4, 16, 2, 9), (16, 2, 6, 1, 6)]
+    runs = [_csa_run(ctx, *case, grads=False) for case in cases]
+    outputs = [(diagnosis, "y", call.output.tensor(), exp["y"]) for call, exp, diagnosis in runs]
+    for (_, _, block, _, t), (_, _, y, expected) in zip(cases, outputs, strict=True):
+        assert_close(y, expected, f"the output (T={t}, block_size={block})", atol=F64_ATOL,
+                     rtol=F64_RTOL, diagnose=jointly(outputs))
     return ok()
 
 
@@ -117,12 +138,12 @@ def csa_values(ctx: Context):
        needs=(CSA,))
 def csa_gradients(ctx: Context):
     """Gradients of the input and of every parameter equal the reference's (float64)."""
-    call, exp = _csa_run(ctx, 32, 4, 16, 2, 9, grads=True)
+    call, exp, diagnosis = _csa_run(ctx, 32, 4, 16, 2, 9, grads=True)
     assert_close(call.grads["x"], exp["x.grad"], "the gradient of the input x",
-                 atol=F64_ATOL, rtol=F64_RTOL)
+                 atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on("x.grad"))
     for name, g in sorted(call.param_grads.items()):
         assert_close(g, exp[f"pgrad.{name}"], f"the gradient of `{name}`",
-                     atol=F64_ATOL, rtol=F64_RTOL)
+                     atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on(f"pgrad.{name}"))
     if call.params_without_grad:
         raise CheckFailed("no gradient reached " + ", ".join(call.params_without_grad))
     return ok()
@@ -139,7 +160,7 @@ def csa_causality(ctx: Context):
                      tensors=inp, calls=calls, seed=7, what=f"`{CSA}`")
     base = run.calls[0].output.tensor()
     assert_shape(base, (1, t, n_embd), "the output")
-    for cut, call in zip(CUTS, run.calls[1:]):
+    for cut, call in zip(CUTS, run.calls[1:], strict=True):
         y = call.output.tensor()
         # NaN rows are csa_no_nan's business; here they count as unchanged.
         changed = torch.nan_to_num((y[0, :cut + 1] - base[0, :cut + 1]).abs(), nan=0.0).amax(-1)

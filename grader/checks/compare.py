@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,19 +52,43 @@ def assert_shape(actual: torch.Tensor, shape: tuple[int, ...] | torch.Size, what
                           actual_shape=list(actual.shape), expected_shape=list(shape))
 
 
+def outside(actual: torch.Tensor, expected: torch.Tensor, *, atol: float,
+            rtol: float = 0.0) -> torch.Tensor:
+    """Where ``|actual - expected| > atol + rtol * |expected|`` (same shapes; NaN where both are
+    NaN counts as equal). The one tolerance rule of the checks, and of the diagnosis."""
+    a = actual.detach().to(torch.float64).cpu()
+    e = expected.detach().to(torch.float64).cpu()
+    bad = ~torch.isclose(a, e, atol=atol, rtol=rtol, equal_nan=False)
+    return bad & ~(torch.isnan(a) & torch.isnan(e))
+
+
+# What ``assert_close`` calls on a failure to name the likely mistake: ``diagnose(actual,
+# expected, atol=, rtol=)`` returns details to add (see :class:`grader.diagnosis.Diagnosis`).
+Diagnose = Callable[..., dict[str, Any]]
+
+
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str, *,
-                 atol: float, rtol: float = 0.0, hint: str = "") -> Difference:
+                 atol: float, rtol: float = 0.0, hint: str = "",
+                 diagnose: Diagnose | None = None) -> Difference:
     """Fail unless ``|actual - expected| <= atol + rtol * |expected|`` everywhere.
 
     The message names the largest difference, where it is, both values and the tolerance, so
-    that a student can find the bug without guessing.
+    that a student can find the bug without guessing. With ``diagnose``, a failure (of the shape
+    or of the values) also names the known mistake that the output matches, if any.
     """
+    try:
+        return _assert_close(actual, expected, what, atol=atol, rtol=rtol, hint=hint)
+    except CheckFailed as failure:
+        if diagnose is not None:
+            failure.details.update(diagnose(actual, expected, atol=atol, rtol=rtol))
+        raise
+
+
+def _assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str, *,
+                  atol: float, rtol: float, hint: str) -> Difference:
     assert_shape(actual, expected.shape, what)
     d = difference(actual, expected)
-    a = actual.detach().to(torch.float64)
-    e = expected.detach().to(torch.float64)
-    bad = ~torch.isclose(a, e, atol=atol, rtol=rtol, equal_nan=False)
-    bad &= ~(torch.isnan(a) & torch.isnan(e))
+    bad = outside(actual, expected, atol=atol, rtol=rtol)
     if bool(bad.any()):
         n_bad = int(bad.sum())
         if d.nonfinite:
