@@ -1,0 +1,300 @@
+"""GPT-2 checkpoints in the Hugging Face format, made by the grader itself (trusted side).
+
+The GPT-2 loading assignment is graded on checkpoints that look exactly like what
+``GPT2LMHeadModel.save_pretrained`` writes (``model.safetensors`` with Hugging Face names, the
+Conv1D weights stored ``(in, out)``, no ``lm_head.weight``; and ``config.json``), filled with
+seeded random values. They are written here without ``transformers`` (a dev extra only), tensor
+by tensor in Hugging Face's own naming, so this module knows the file format and nothing of how
+a loader maps it onto the course's model.
+
+It also finds the real ``gpt2`` weights on local disk when an instructor provides them
+(``GRADER_GPT2_WEIGHTS``, or a Hugging Face cache that already holds them). Nothing is ever
+downloaded.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import math
+import os
+import shutil
+import struct
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+WEIGHTS_ENV = "GRADER_GPT2_WEIGHTS"
+SAFETENSORS = "model.safetensors"
+CONFIG = "config.json"
+
+
+@dataclass(frozen=True)
+class HFShape:
+    """The sizes of a GPT-2 (Hugging Face's names for them)."""
+
+    n_positions: int = 1024
+    vocab_size: int = 50257
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+
+    def key(self) -> str:
+        return f"{self.n_layer}x{self.n_head}x{self.n_embd}-v{self.vocab_size}-p{self.n_positions}"
+
+
+GPT2_SMALL = HFShape()
+
+
+def hf_config(shape: HFShape) -> dict:
+    """The ``config.json`` that transformers 5 writes for ``GPT2LMHeadModel`` of this shape."""
+    return {
+        "activation_function": "gelu_new", "add_cross_attention": False,
+        "architectures": ["GPT2LMHeadModel"],
+        "attn_pdrop": 0.1, "bos_token_id": 50256, "dtype": "float32", "embd_pdrop": 0.1,
+        "eos_token_id": 50256, "initializer_range": 0.02, "layer_norm_epsilon": 1e-05,
+        "model_type": "gpt2", "n_ctx": shape.n_positions, "n_embd": shape.n_embd,
+        "n_head": shape.n_head, "n_inner": None, "n_layer": shape.n_layer,
+        "n_positions": shape.n_positions, "pad_token_id": None, "reorder_and_upcast_attn": False,
+        "resid_pdrop": 0.1, "scale_attn_by_inverse_layer_idx": False, "scale_attn_weights": True,
+        "summary_activation": None, "summary_first_dropout": 0.1, "summary_proj_to_labels": True,
+        "summary_type": "cls_index", "summary_use_proj": True, "tie_word_embeddings": True,
+        "use_cache": True, "vocab_size": shape.vocab_size,
+    }
+
+
+def hf_shapes(shape: HFShape, *, prefix: bool = True, buffers: bool = False,
+              lm_head: bool = False) -> Iterator[tuple[str, tuple[int, ...]]]:
+    """Names and shapes of a Hugging Face GPT-2 state dict, in the order transformers lists them.
+
+    ``prefix``: names start with ``transformer.`` (``GPT2LMHeadModel``) or not (``GPT2Model``,
+    and the real ``gpt2`` file). ``buffers``: include each layer's ``attn.bias`` (the causal mask,
+    ``(1, 1, n_positions, n_positions)``) and ``attn.masked_bias`` (a scalar), as transformers
+    wrote them before version 4.x dropped them. ``lm_head``: include ``lm_head.weight``.
+    """
+    p = "transformer." if prefix else ""
+    C, P = shape.n_embd, shape.n_positions
+    yield f"{p}wte.weight", (shape.vocab_size, C)
+    yield f"{p}wpe.weight", (P, C)
+    for i in range(shape.n_layer):
+        h = f"{p}h.{i}."
+        yield h + "ln_1.weight", (C,)
+        yield h + "ln_1.bias", (C,)
+        if buffers:
+            yield h + "attn.bias", (1, 1, P, P)
+            yield h + "attn.masked_bias", ()
+        # Conv1D: (in, out).
+        yield h + "attn.c_attn.weight", (C, 3 * C)
+        yield h + "attn.c_attn.bias", (3 * C,)
+        yield h + "attn.c_proj.weight", (C, C)
+        yield h + "attn.c_proj.bias", (C,)
+        yield h + "ln_2.weight", (C,)
+        yield h + "ln_2.bias", (C,)
+        yield h + "mlp.c_fc.weight", (C, 4 * C)
+        yield h + "mlp.c_fc.bias", (4 * C,)
+        yield h + "mlp.c_proj.weight", (4 * C, C)
+        yield h + "mlp.c_proj.bias", (C,)
+    yield f"{p}ln_f.weight", (C,)
+    yield f"{p}ln_f.bias", (C,)
+    if lm_head:
+        yield "lm_head.weight", (shape.vocab_size, C)
+
+
+def _value(name: str, size: tuple[int, ...], g: torch.Generator, std: float) -> torch.Tensor:
+    if name.endswith(".attn.bias"):
+        return torch.ones(size, dtype=torch.bool).tril().to(torch.float32)  # the causal mask
+    if name.endswith(".attn.masked_bias"):
+        return torch.tensor(-1e4)
+    value = torch.randn(size, generator=g) * std
+    if name.split(".")[-2].startswith("ln_") and name.endswith(".weight"):
+        value = 1.0 + value  # LayerNorm gains around 1, so normalisation still matters
+    return value
+
+
+def random_tensors(shape: HFShape, seed: int, std: float = 0.02, **layout: bool
+                   ) -> Iterator[tuple[str, torch.Tensor]]:
+    """The seeded random tensors of a Hugging Face GPT-2 state dict, one at a time, in the order
+    of :func:`hf_shapes` (``layout`` as there).
+
+    The weights do not depend on the layout: buffers take no random draws and ``lm_head.weight``,
+    when present, is ``wte``'s tensor (as in HF), so every layout of one seed holds the same
+    model. Weights are N(0, std); LayerNorm gains 1 + N(0, std).
+    """
+    g = torch.Generator().manual_seed(seed)
+    wte = None
+    for name, size in hf_shapes(shape, **layout):
+        if name == "lm_head.weight":
+            yield name, wte
+            continue
+        value = _value(name, size, g, std)
+        if name.endswith("wte.weight"):
+            wte = value
+        yield name, value
+
+
+def random_state_dict(shape: HFShape, seed: int, std: float = 0.02, **layout: bool
+                      ) -> dict[str, torch.Tensor]:
+    """:func:`random_tensors` as a dict."""
+    return dict(random_tensors(shape, seed, std, **layout))
+
+
+def relayout(state: dict[str, torch.Tensor], shape: HFShape, **layout: bool
+             ) -> dict[str, torch.Tensor]:
+    """The same weights in another layout of :func:`hf_shapes` (names with or without
+    ``transformer.``, with or without the buffers and ``lm_head.weight``); buffers get their fixed
+    values and ``lm_head.weight`` is ``wte``'s tensor."""
+    bare = {n.removeprefix("transformer."): t for n, t in state.items()}
+    out = {}
+    for name, size in hf_shapes(shape, **layout):
+        key = name.removeprefix("transformer.")
+        if key == "lm_head.weight":
+            out[name] = bare["wte.weight"]
+        elif key.endswith((".attn.bias", ".attn.masked_bias")):
+            out[name] = _value(name, size, torch.Generator(), 0.0)
+        else:
+            out[name] = bare[key]
+    return out
+
+
+def write_safetensors(path: Path, names_and_shapes: list[tuple[str, tuple[int, ...]]],
+                      tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+    """Write float32 ``tensors`` (yielded in the order of ``names_and_shapes``) as a
+    ``.safetensors`` file, one at a time, so a 0.5 GB checkpoint is never held twice in memory.
+    The file appears under its name only once complete."""
+    header: dict[str, object] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name, size in names_and_shapes:
+        n = 4 * math.prod(size)
+        header[name] = {"dtype": "F32", "shape": list(size), "data_offsets": [offset, offset + n]}
+        offset += n
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)  # the data starts 8-byte aligned
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)))
+        f.write(raw)
+        for (name, size), (got, tensor) in zip(names_and_shapes, tensors, strict=True):
+            if got != name or tuple(tensor.shape) != tuple(size):
+                raise ValueError(f"{got} {tuple(tensor.shape)} given where {name} {size} belongs")
+            f.write(memoryview(tensor.detach().to(torch.float32).contiguous().numpy()).cast("B"))
+    os.replace(tmp, path)
+
+
+def write_checkpoint(folder: Path, shape: HFShape, seed: int, std: float = 0.02, *,
+                     prefix: bool = True, buffers: bool = False, config: dict | None = None,
+                     tensors: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` of a GPT-2 into ``folder``: the seeded
+    random one of :func:`random_tensors`, or the given ``tensors`` (a state dict with HF names,
+    written as given). ``config`` replaces the ``config.json`` of :func:`hf_config`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if tensors is None:
+        names = list(hf_shapes(shape, prefix=prefix, buffers=buffers))
+        stream: Iterable[tuple[str, torch.Tensor]] = random_tensors(
+            shape, seed, std, prefix=prefix, buffers=buffers)
+    else:
+        names = [(n, tuple(t.shape)) for n, t in tensors.items()]
+        stream = tensors.items()
+    write_safetensors(folder / SAFETENSORS, names, stream)
+    (folder / CONFIG).write_text(json.dumps(hf_config(shape) if config is None else config,
+                                            indent=2))
+    return folder
+
+
+# ---------------------------------------------------------------- built once per process
+
+_lock = threading.Lock()
+_built: dict[str, Path] = {}
+_root: Path | None = None
+
+
+def _cache_root() -> Path:
+    global _root
+    if _root is None:
+        _root = Path(tempfile.mkdtemp(prefix="grader-checkpoints-"))
+        atexit.register(shutil.rmtree, _root, True)
+    return _root
+
+
+def cached_checkpoint(shape: HFShape, seed: int, std: float = 0.02, **layout: bool) -> Path:
+    """:func:`write_checkpoint` into a folder private to this process, built on first use and
+    reused after (a batch grades many submissions with the same 124M checkpoint)."""
+    key = json.dumps([asdict(shape), seed, std, sorted(layout.items())])
+    with _lock:
+        if key not in _built:
+            folder = _cache_root() / f"ckpt-{len(_built)}"
+            write_checkpoint(folder, shape, seed, std, **layout)
+            for item in folder.iterdir():
+                item.chmod(0o644)  # readable by the worker's uid once linked into its folder
+            _built[key] = folder
+        return _built[key]
+
+
+def link_into(folder: Path, target: Path, names: tuple[str, ...] = (SAFETENSORS, CONFIG)
+              ) -> None:
+    """Make ``target`` a folder with the files ``names`` of ``folder`` (symlinks resolved, as in
+    a Hugging Face cache), hard-linked when on the same file system and copied otherwise (no
+    0.5 GB copy when it can be avoided)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        item = Path(folder) / name
+        if not item.is_file():
+            continue
+        src = item.resolve()
+        dst = target / item.name
+        if dst.exists():
+            dst.unlink()
+        st = src.stat()
+        # A hard link shares the inode, whose mode the worker's folder then sets: only link our
+        # own, already world-readable files; copy anything else (e.g. another user's cache).
+        if st.st_uid == os.getuid() and st.st_mode & 0o004:
+            try:
+                os.link(src, dst)
+                continue
+            except OSError:
+                pass
+        shutil.copyfile(src, dst)
+
+
+# ---------------------------------------------------------------- the real gpt2 weights
+
+
+def find_real_gpt2(environ: dict[str, str] | None = None) -> tuple[Path | None, str]:
+    """The local folder of the real ``gpt2`` weights, or ``None`` and the reason.
+
+    Looks, in order, at ``$GRADER_GPT2_WEIGHTS`` (a folder with ``model.safetensors`` and
+    ``config.json``) and at the Hugging Face cache (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``,
+    else ``~/.cache/huggingface/hub``) for ``models--gpt2`` or ``models--openai-community--gpt2``
+    with both files in one snapshot. Only reads the local disk.
+    """
+    env = os.environ if environ is None else environ
+    explicit = env.get(WEIGHTS_ENV)
+    if explicit:
+        folder = Path(explicit).expanduser()
+        if _complete(folder):
+            return folder, f"{WEIGHTS_ENV}={folder}"
+        return None, (f"{WEIGHTS_ENV}={folder} does not hold both {SAFETENSORS} and {CONFIG}")
+    if env.get("HF_HUB_CACHE"):
+        hub = Path(env["HF_HUB_CACHE"]).expanduser()
+    elif env.get("HF_HOME"):
+        hub = Path(env["HF_HOME"]).expanduser() / "hub"
+    else:
+        hub = Path("~/.cache/huggingface/hub").expanduser()
+    for repo in ("models--gpt2", "models--openai-community--gpt2"):
+        snapshots = hub / repo / "snapshots"
+        if not snapshots.is_dir():
+            continue
+        ref = hub / repo / "refs" / "main"
+        preferred = [snapshots / ref.read_text().strip()] if ref.is_file() else []
+        for snap in preferred + sorted(snapshots.iterdir()):
+            if _complete(snap):
+                return snap, f"the Hugging Face cache ({snap})"
+    return None, (f"set {WEIGHTS_ENV} to a folder with {SAFETENSORS} and {CONFIG}, or have "
+                  f"models--gpt2 in the Hugging Face cache ({hub}); nothing is downloaded")
+
+
+def _complete(folder: Path) -> bool:
+    return (folder / SAFETENSORS).is_file() and (folder / CONFIG).is_file()
