@@ -63,6 +63,6 @@ class CausalSelfAttention(MultiHeadAttention):
             y: ``(B, T, C)``, computed with ``causal_mask(T, T)``.
         """
         raise NotImplementedError(
-            "Build causal_mask(T, T) on x's device and run the parent's multi-head attention with"
-            " it."
+            "Build causal_mask(T, T) on x's device and run the parent's multi-head attention with "
+            "it."
         )

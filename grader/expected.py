@@ -10,8 +10,9 @@ with ``record=True``.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -45,6 +46,63 @@ def _as_tensors(key: str, values: dict[str, Any]) -> dict[str, torch.Tensor]:
     return out
 
 
+class _Reads(dict):
+    """The values of one key, noting which of them the checks read (while recording a release:
+    a name that no check reads, of a key whose other names are read, is left out of the
+    fixtures; e.g. gradients that only a hidden check compares). Anything that walks the whole
+    dict (iteration, ``items()``, ``dict(d)``, ``{**d}``) counts as reading every name."""
+
+    def __init__(self, values: dict[str, torch.Tensor], seen: set[str]):
+        super().__init__(values)
+        self._seen = seen
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        self._seen.add(name)
+        return super().__getitem__(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self._seen.add(name)
+        return super().get(name, default)
+
+    def pop(self, name: str, *default: Any) -> Any:
+        self._seen.add(name)
+        return super().pop(name, *default)
+
+    def _every(self) -> None:
+        self._seen.update(dict.keys(self))
+
+    def __iter__(self):
+        self._every()
+        return super().__iter__()
+
+    def keys(self):
+        self._every()
+        return super().keys()
+
+    def items(self):
+        self._every()
+        return super().items()
+
+    def values(self):
+        self._every()
+        return super().values()
+
+    def copy(self) -> dict[str, torch.Tensor]:
+        self._every()
+        return dict(dict.items(self))
+
+
+class _Stored(dict):
+    """The values of one stored key: a name that was not released is a missing fixture."""
+
+    def __init__(self, values: dict[str, torch.Tensor], key: str, path: Path):
+        super().__init__(values)
+        self._key, self._path = key, path
+
+    def __missing__(self, name: str) -> torch.Tensor:
+        raise FixtureMissing(f"no fixture for {self._key!r} / {name!r} in {self._path}")
+
+
 class LiveReference:
     """Expected values from the reference implementation, computed now."""
 
@@ -56,6 +114,7 @@ class LiveReference:
         self._cache: dict[str, dict[str, torch.Tensor]] = {}
         self.record = record
         self.recorded: dict[str, torch.Tensor] = {}
+        self._reads: dict[str, set[str]] = {}
 
     @property
     def package(self) -> Any:
@@ -75,15 +134,23 @@ class LiveReference:
             if self.record:
                 for name, t in self._cache[key].items():
                     self.recorded[f"{key}{_SEP}{name}"] = t
-        return {k: v.clone() for k, v in self._cache[key].items()}
+        values = {k: v.clone() for k, v in self._cache[key].items()}
+        return _Reads(values, self._reads.setdefault(key, set())) if self.record else values
 
     def save(self, directory: Path) -> Path:
-        """Write everything recorded so far as fixtures (used by the release tool)."""
+        """Write everything recorded so far as fixtures (used by the release tool). Of a key
+        whose values were read in part, only the names read are written."""
         from safetensors.torch import save_file
 
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / FIXTURE_FILE
-        save_file(dict(sorted(self.recorded.items())), str(path))
+        kept = {}
+        for full, tensor in self.recorded.items():
+            key, name = full.split(_SEP, 1)
+            read = self._reads.get(key)
+            if not read or name in read:
+                kept[full] = tensor
+        save_file(dict(sorted(kept.items())), str(path))
         return path
 
 
@@ -111,7 +178,7 @@ class StoredFixtures:
     def _get(self, key: str) -> dict[str, torch.Tensor]:
         if key not in self._entries:
             raise FixtureMissing(f"no fixture for {key!r} in {self.path}")
-        return {k: v.clone() for k, v in self._entries[key].items()}
+        return _Stored({k: v.clone() for k, v in self._entries[key].items()}, key, self.path)
 
 
 def _with_reference_defaults(compute: Callable[[Any], dict[str, Any]], package: Any):

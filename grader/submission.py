@@ -1,6 +1,9 @@
 """Finding a student's modules in a submission folder and saying clearly what is missing or broken.
 
-Nothing here runs the student's code: a syntax check uses ``compile``, which only parses.
+Nothing here runs the student's code: a syntax check uses ``compile``, which only parses. A
+module may also come from a notebook (``attention.ipynb``, or one notebook holding several
+assignments): see :mod:`grader.notebooks`; :meth:`Submission.prepare` runs those in the worker
+and gives it their modules to import, before grading.
 """
 
 from __future__ import annotations
@@ -9,6 +12,11 @@ import difflib
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .notebooks import Notebook
+    from .worker_client import WorkerClient
 
 IGNORED_DIRS = {"__pycache__", ".ipynb_checkpoints", ".git", ".venv", "venv", "node_modules"}
 MAX_SOURCE_BYTES = 2 * 2**20
@@ -21,6 +29,18 @@ class SourceFile:
     module: str
     path: Path | None
     problem: str = ""
+    notebook: Notebook | None = None  # the notebook that provides this module, if one does
+
+    @property
+    def display(self) -> str:
+        """The file the student knows this module as (``attention.py``, ``gpt.ipynb``)."""
+        return self.path.name if self.path is not None else f"{self.module}.py"
+
+    def missing_message(self, name: str) -> str:
+        """Why the graded ``name`` is not defined by this module (for a notebook: which cell)."""
+        if self.notebook is not None:
+            return self.notebook.missing_message(name)
+        return f"{self.display} defines no `{name}`"
 
 
 @dataclass
@@ -30,22 +50,75 @@ class Submission:
     root: Path
     files: dict[str, SourceFile] = field(default_factory=dict)
     content_hash: str = ""
+    # Notebooks that provide assignment modules (also those not asked for: others may import
+    # them), and remarks on what was found, e.g. a notebook ignored because its module exists.
+    notebooks: list[Notebook] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def usable(self, module: str) -> bool:
         f = self.files.get(module)
         return f is not None and not f.problem
 
+    def prepare(self, worker: WorkerClient, *, cell_timeout: float = 60.0,
+                total_timeout: float = 300.0) -> dict[str, Any]:
+        """Run the notebooks the graded modules come from in ``worker`` and give it their
+        modules; a notebook's problems become its assignments' problems. Returns a report for
+        the results (empty when there are no notebooks)."""
+        if not self.notebooks:
+            return {}
+        from .notebooks import prepare
+
+        report = prepare(worker, self, cell_timeout=cell_timeout, total_timeout=total_timeout)
+        if self.notes:
+            report["notes"] = list(self.notes)
+        return report
+
 
 def discover(root: Path, modules: list[str]) -> Submission:
-    """Look for ``<module>.py`` for each module name in ``root``, and check each parses."""
+    """Look for ``<module>.py`` for each module name in ``root``, and check each parses; a
+    module that is not there may come from a notebook (read and analysed, not run)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"submission folder not found: {root}")
     sub = Submission(root=root.resolve(), content_hash=content_hash(root))
     present = {p.name: p for p in root.iterdir() if p.is_file()}
+    has_notebooks = any(n.endswith(".ipynb") for n in present)
+    chosen = _notebooks(sub, present, modules) if has_notebooks else {}
     for module in modules:
+        nb = chosen.get(module)
+        if nb is not None:
+            sub.files[module] = SourceFile(module, nb.path, nb.problem, notebook=nb)
+            continue
         sub.files[module] = _examine(module, present)
+        if sub.files[module].path is None and has_notebooks:
+            sub.files[module].problem += _no_notebook(module, present)
     return sub
+
+
+def _notebooks(sub: Submission, present: dict[str, Path], modules: list[str]):
+    from . import notebooks
+
+    every = list(dict.fromkeys([*notebooks.graded_names(), *modules]))
+    taken = {m for m in every if f"{m}.py" in present}
+    found = [notebooks.read_notebook(present[n]) for n in sorted(present) if n.endswith(".ipynb")]
+    chosen = notebooks.assign(found, every, taken, set(present))
+    sub.notebooks = list({id(nb): nb for nb in chosen.values()}.values())
+    for m in sorted(taken):
+        if f"{m}.ipynb" in present:
+            sub.notes.append(f"{m}.ipynb is not graded: {m}.py is there, and a module wins over "
+                             f"a notebook (remove one of the two)")
+    for nb in sub.notebooks:
+        sub.notes.extend(nb.notes)
+    return chosen
+
+
+def _no_notebook(module: str, present: dict[str, Path]) -> str:
+    from .notebooks import graded_names
+
+    names = graded_names().get(module, [])
+    books = ", ".join(sorted(n for n in present if n.endswith(".ipynb")))
+    what = " or ".join(f"`{n}`" for n in names[:3]) or "its code"
+    return f" (no {module}.ipynb either, and no notebook here ({books}) defines {what})"
 
 
 def _examine(module: str, present: dict[str, Path]) -> SourceFile:

@@ -28,6 +28,8 @@ WORKER_PACKAGE = Path(__file__).resolve().parent / "worker"
 SANDBOX_WORKER = "/opt/grader/grader/worker"
 # Large inputs (checkpoints) are shared as files in a per-worker folder, mounted read-only.
 SANDBOX_DATA = "/opt/grader-data"
+# The folder of data_dir holding modules made from a submission's notebooks.
+MODULES_DIR = "modules"
 
 
 class WorkerError(Exception):
@@ -188,7 +190,14 @@ class WorkerClient:
     def _command(self, path) -> list[str]:
         # `path` maps a host path to where the (possibly sandboxed) worker sees it.
         return [sys.executable, "-I", path(WORKER_PACKAGE / "__main__.py"),
-                "--submission", path(self.submission), "--threads", str(self.settings.threads)]
+                "--submission", path(self.submission), "--threads", str(self.settings.threads),
+                "--modules", path(self.modules_dir)]
+
+    @property
+    def modules_dir(self) -> Path:
+        """Where the grader puts modules made from notebooks (shared like :meth:`share_file`);
+        the worker imports from it before the submission folder."""
+        return self.data_dir / MODULES_DIR
 
     def close(self) -> None:
         """Stop the worker, release its sandbox and delete its shared files."""

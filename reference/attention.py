@@ -33,7 +33,9 @@ def scaled_dot_product_attention(q, k, v, mask=None):
         - A query row whose keys are ALL blocked has no defined softmax (every score is -inf) and
           yields NaN; avoiding such rows is the caller's responsibility.
     """
-    # BEGIN SOLUTION
+    # BEGIN SOLUTION: Implement scaled dot-product attention: scale q @ k^T by 1/sqrt(d_k), fill
+    #: blocked scores (mask False) with -inf, softmax over the keys, and return (weights @ v,
+    #: weights).
     d_k = q.size(-1)
     # Dividing by sqrt(d_k) keeps the scores' variance ~1 so the softmax does not saturate.
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(d_k)
@@ -63,7 +65,8 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, n_embd: int, n_head: int):
         super().__init__()
-        # BEGIN SOLUTION
+        # BEGIN SOLUTION: Store n_embd and n_head (assert n_embd % n_head == 0) and create c_attn =
+        #: nn.Linear(n_embd, 3 * n_embd) and c_proj = nn.Linear(n_embd, n_embd).
         assert n_embd % n_head == 0, "n_embd must be divisible by n_head"
         self.n_embd = n_embd
         self.n_head = n_head
@@ -86,7 +89,9 @@ class MultiHeadAttention(nn.Module):
         Steps: ``c_attn`` -> split into q, k, v -> reshape each to ``(B, n_head, T, hd)`` ->
         ``scaled_dot_product_attention`` -> merge heads back to ``(B, T, C)`` -> ``c_proj``.
         """
-        # BEGIN SOLUTION
+        # BEGIN SOLUTION: Project x with c_attn, split into q, k, v, reshape each to (B, n_head, T,
+        #: hd), call scaled_dot_product_attention, merge the heads back to (B, T, C) and apply
+        #: c_proj.
         B, T, C = x.size()
         hd = C // self.n_head
         q, k, v = self.c_attn(x).split(self.n_embd, dim=-1)

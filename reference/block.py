@@ -27,7 +27,8 @@ class MLP(nn.Module):
 
     def __init__(self, n_embd: int):
         super().__init__()
-        # BEGIN SOLUTION
+        # BEGIN SOLUTION: Create c_fc = nn.Linear(n_embd, 4 * n_embd), gelu =
+        #: nn.GELU(approximate="tanh") and c_proj = nn.Linear(4 * n_embd, n_embd).
         self.c_fc = nn.Linear(n_embd, 4 * n_embd)
         self.gelu = nn.GELU(approximate="tanh")
         self.c_proj = nn.Linear(4 * n_embd, n_embd)
@@ -35,7 +36,7 @@ class MLP(nn.Module):
 
     def forward(self, x):
         """``(B, T, C) -> (B, T, C)``: ``c_proj(gelu(c_fc(x)))``."""
-        # BEGIN SOLUTION
+        # BEGIN SOLUTION: Return c_proj(gelu(c_fc(x))).
         return self.c_proj(self.gelu(self.c_fc(x)))
         # END SOLUTION
 
@@ -57,7 +58,7 @@ class Block(nn.Module):
 
     def __init__(self, n_embd: int, n_head: int, block_size: int):
         super().__init__()
-        # BEGIN SOLUTION
+        # BEGIN SOLUTION: Create ln_1, attn (a CausalSelfAttention), ln_2 and mlp (an MLP).
         self.ln_1 = nn.LayerNorm(n_embd)
         self.attn = CausalSelfAttention(n_embd, n_head, block_size)
         self.ln_2 = nn.LayerNorm(n_embd)
@@ -66,7 +67,8 @@ class Block(nn.Module):
 
     def forward(self, x):
         """``(B, T, C) -> (B, T, C)``, pre-norm: normalise the input of each sublayer only."""
-        # BEGIN SOLUTION
+        # BEGIN SOLUTION: Apply the two pre-norm residual steps: x = x + attn(ln_1(x)), then x = x +
+        #: mlp(ln_2(x)).
         # Pre-norm keeps an un-normalised residual path from input to output, which is what
         # lets deep stacks train without warm-up tricks (GPT-2 moved LayerNorm here).
         x = x + self.attn(self.ln_1(x))
@@ -110,7 +112,9 @@ class GPT(nn.Module):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        # BEGIN SOLUTION
+        # BEGIN SOLUTION: Store config, build transformer (wte, wpe, h, ln_f) and lm_head, tie
+        #: lm_head.weight to transformer.wte.weight, and initialise the weights as the docstring
+        #: describes.
         self.config = config
         C, V = config.n_embd, config.vocab_size
         self.transformer = nn.ModuleDict(
@@ -159,7 +163,9 @@ class GPT(nn.Module):
             without targets); ``loss`` is ``F.cross_entropy(logits.view(-1, V),
             targets.view(-1))`` (a scalar) when ``targets`` is given, else ``None``.
         """
-        # BEGIN SOLUTION
+        # BEGIN SOLUTION: Check T <= block_size, add token and position embeddings, run the blocks
+        #: and ln_f, compute the full (B, T, V) logits and the cross-entropy loss when targets are
+        #: given.
         T = idx.size(1)
         if T > self.config.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {self.config.block_size}")
@@ -178,7 +184,8 @@ class GPT(nn.Module):
 
     def num_parameters(self) -> int:
         """Number of parameters, counting the tied embedding / lm_head matrix once."""
-        # BEGIN SOLUTION
+        # BEGIN SOLUTION: Count the parameters, counting the tied embedding / lm_head matrix only
+        #: once.
         # parameters() yields each Parameter object once, so the tied matrix counts once.
         return sum(p.numel() for p in self.parameters())
         # END SOLUTION

@@ -24,7 +24,8 @@ def causal_mask(t_q: int, t_k: int, device=None) -> torch.Tensor:
     Raises:
         ValueError: if ``t_q < 1``, ``t_k < 1`` or ``t_q > t_k``.
     """
-    # BEGIN SOLUTION
+    # BEGIN SOLUTION: Build a (t_q, t_k) bool mask where query i (absolute position t_k - t_q + i)
+    #: may attend key j iff j <= t_k - t_q + i; raise ValueError for t_q > t_k or sizes below 1.
     if t_q < 1 or t_k < 1:
         raise ValueError(f"t_q and t_k must be >= 1, got t_q={t_q}, t_k={t_k}")
     if t_q > t_k:
@@ -46,7 +47,7 @@ class CausalSelfAttention(MultiHeadAttention):
 
     def __init__(self, n_embd: int, n_head: int, block_size: int):
         super().__init__(n_embd, n_head)
-        # BEGIN SOLUTION
+        # BEGIN SOLUTION: Store block_size (the parent class already made c_attn and c_proj).
         self.block_size = block_size
         # END SOLUTION
 
@@ -59,7 +60,8 @@ class CausalSelfAttention(MultiHeadAttention):
         Returns:
             y: ``(B, T, C)``, computed with ``causal_mask(T, T)``.
         """
-        # BEGIN SOLUTION
+        # BEGIN SOLUTION: Build causal_mask(T, T) on x's device and run the parent's multi-head
+        #: attention with it.
         T = x.size(1)
         # (T, T) broadcasts over batch and heads. Building it per call is cheap at course sizes
         # and avoids a buffer that would have to follow the module across devices.

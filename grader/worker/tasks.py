@@ -10,10 +10,11 @@ from __future__ import annotations
 import importlib
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -37,11 +38,15 @@ class Session:
 
     submission: Path
     modules: dict[str, ModuleType] = field(default_factory=dict)
+    # Modules the grader made from the submission's notebooks (searched before the submission).
+    modules_dir: Path | None = None
 
     def module(self, name: str) -> ModuleType:
         if name not in self.modules:
-            if not (self.submission / f"{name}.py").is_file():
+            folders = [d for d in (self.modules_dir, self.submission) if d is not None]
+            if not any((d / f"{name}.py").is_file() for d in folders):
                 raise ContractError(f"there is no {name}.py in the submission")
+            importlib.invalidate_caches()  # the grader may have written modules since we started
             self.modules[name] = importlib.import_module(name)
         return self.modules[name]
 
@@ -239,11 +244,15 @@ def _backward(out: Tensors, inputs: Tensors, grad_outputs: dict[str, str],
     return grads
 
 
+# Other folders whose frames are the student's own (the modules made from their notebooks).
+STUDENT_ROOTS: list[Path] = []
+
+
 def describe_exception(exc: BaseException, submission: Path) -> dict[str, Any]:
     """The exception as the student should see it: type, message, and their own frames only."""
     frames = traceback.extract_tb(exc.__traceback__)
-    root = str(submission.resolve())
-    own = [f for f in frames if str(Path(f.filename).resolve()).startswith(root)]
+    roots = [str(Path(r).resolve()) for r in (submission, *STUDENT_ROOTS)]
+    own = [f for f in frames if str(Path(f.filename).resolve()).startswith(tuple(roots))]
     where = ""
     if own:
         f = own[-1]

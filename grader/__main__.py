@@ -1,0 +1,7 @@
+"""``python -m grader ...``: the ``grader`` command (e.g. in a student bundle, not installed)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
