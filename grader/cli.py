@@ -36,6 +36,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                    help="skip hidden checks (what a student's self-check runs)")
     p.add_argument("--weights", type=Path, metavar="YAML",
                    help="points per check: {assignment: {check_id: points}}")
+    p.add_argument("--gpt2-weights", type=Path, metavar="DIR",
+                   help="a local folder with the real `gpt2` checkpoint (model.safetensors, "
+                        "config.json): the GPT-2 loading checks also run on it (never "
+                        "downloaded; default: the Hugging Face cache when it holds one)")
     p.add_argument("--isolation", choices=["auto", "bwrap", "none"], default="auto",
                    help="sandbox for the student's code (default: bubblewrap when available)")
     p.add_argument("--threads", type=int, default=None,
@@ -54,6 +58,11 @@ def _run(args: argparse.Namespace) -> int:
 
     if not args.submission.is_dir():
         raise UsageError(f"submission folder not found: {args.submission}")
+    if args.gpt2_weights is not None:
+        if not (args.gpt2_weights / "config.json").is_file():
+            raise UsageError(f"no config.json in {args.gpt2_weights}: expected a local folder "
+                             "of the Hugging Face `gpt2` checkpoint")
+        os.environ["GRADER_GPT2_WEIGHTS"] = str(args.gpt2_weights.resolve())
     threads = args.threads or max(1, min(4, os.cpu_count() or 1))
     settings = WorkerSettings(isolation=args.isolation, threads=threads,
                               call_timeout=args.timeout, total_timeout=args.total_timeout)
@@ -74,16 +83,22 @@ def _grade_and_report(args: argparse.Namespace, settings, worker) -> int:
     for name in args.assignments or []:
         if name not in checks.ASSIGNMENTS:
             raise UsageError(f"unknown assignment {name!r}; known: {', '.join(checks.names())}")
+    from .bundle import NOTE, fixtures_dir
+
+    # In a student bundle (grader release): its own fixtures, and the public checks only.
+    bundled = args.fixtures is None and fixtures_dir() is not None
     options = GradeOptions(
         assignments=args.assignments,
-        source=_source(args.fixtures),
+        source=_source(args.fixtures or fixtures_dir()),
         worker=settings,
         weights=_weights(args.weights, load_weights),
-        include_hidden=not args.public_only,
+        include_hidden=not (args.public_only or bundled),
     )
     result = grade(args.submission, options, worker=worker)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     print(render_terminal(result, color=color, verbose=args.verbose))
+    if bundled:
+        print(NOTE)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(result.to_json())
@@ -147,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .quiz import cli as quiz_cli
 
     quiz_cli.register(sub)
+    try:
+        from .release import cli as release_cli
+    except ImportError:  # a student bundle carries no release tool, by design
+        release_cli = None
+    if release_cli is not None:
+        release_cli.register(sub)
     return parser
 
 

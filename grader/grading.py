@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .checks import ASSIGNMENTS, Assignment, Check, CheckFailed, Context
+from .checks import ASSIGNMENTS, Assignment, Check, CheckFailed, CheckSkipped, Context
 from .expected import ExpectedSource, FixtureMissing, LiveReference
 from .results import AssignmentResult, CheckResult, Status, SubmissionResult, Visibility
 from .submission import Submission, discover
-from .worker_client import (StudentCodeError, WorkerClient, WorkerCrashed, WorkerError,
-                            WorkerSettings, WorkerTimeout)
+from .worker_client import (
+    StudentCodeError,
+    WorkerClient,
+    WorkerCrashed,
+    WorkerError,
+    WorkerSettings,
+    WorkerTimeout,
+)
 
 
 @dataclass
@@ -33,6 +39,9 @@ class GradeOptions:
     weights: dict[str, dict[str, float]] = field(default_factory=dict)
     include_hidden: bool = True
     import_timeout: float = 60.0
+    # Notebooks (grader.notebooks): the limit of one cell, and of one whole notebook's run.
+    notebook_cell_timeout: float = 60.0
+    notebook_timeout: float = 300.0
 
 
 def grade(path: Path | str, options: GradeOptions | None = None,
@@ -49,6 +58,8 @@ def grade(path: Path | str, options: GradeOptions | None = None,
     result = SubmissionResult(submission=str(path), submission_id=submission.content_hash,
                               grader_version=__version__)
     with worker or WorkerClient(submission.root, options.worker) as worker:
+        notebooks = submission.prepare(worker, cell_timeout=options.notebook_cell_timeout,
+                                       total_timeout=options.notebook_timeout)
         imports = _import_modules(worker, submission, assignments, options.import_timeout)
         for a in assignments:
             result.assignments.append(_grade_assignment(a, submission, imports, worker, options))
@@ -60,6 +71,7 @@ def grade(path: Path | str, options: GradeOptions | None = None,
             "expected": options.source.kind,
             "worker_starts": worker.starts,
             "hidden_checks": "run" if options.include_hidden else "listed, not run",
+            **({"notebooks": notebooks} if notebooks else {}),
         }
     result.seconds = time.monotonic() - started
     return result
@@ -75,24 +87,25 @@ def _import_modules(worker: WorkerClient, submission: Submission, assignments: l
     report: dict[str, dict[str, Any]] = {}
     # One module per request: a module that hangs at import time costs only its own checks.
     for module in modules:
+        name = submission.files[module].display  # attention.py, or the notebook it comes from
         try:
             reply = worker.request("import", {"modules": [module]}, timeout=timeout)
             entry = reply.result["modules"][module]
             if not entry["ok"]:
-                entry = {"ok": False, "message": _import_failure(module, entry["error"])}
+                entry = {"ok": False, "message": _import_failure(name, entry["error"])}
         except WorkerTimeout:
-            entry = {"ok": False, "message": f"importing {module}.py did not finish within "
+            entry = {"ok": False, "message": f"importing {name} did not finish within "
                                              f"{timeout:.0f} s (is there a long computation or "
                                              f"an endless loop at the top level?)"}
         except WorkerCrashed as exc:
-            entry = {"ok": False, "message": f"importing {module}.py stopped the worker: {exc}"}
+            entry = {"ok": False, "message": f"importing {name} stopped the worker: {exc}"}
         report[module] = entry
     return report
 
 
-def _import_failure(module: str, error: dict[str, Any]) -> str:
+def _import_failure(name: str, error: dict[str, Any]) -> str:
     where = f" at {error['where']}" if error.get("where") else ""
-    return f"importing {module}.py raised {error['type']}: {error['message']}{where}".strip()
+    return f"importing {name} raised {error['type']}: {error['message']}{where}".strip()
 
 
 def _grade_assignment(a: Assignment, submission: Submission, imports: dict[str, dict[str, Any]],
@@ -116,11 +129,12 @@ def _grade_assignment(a: Assignment, submission: Submission, imports: dict[str, 
             continue
         missing = [n for n in check.needs if n not in names]
         if missing:
-            out.checks.append(_result(check, points, Status.ERROR,
-                                      f"{a.module}.py defines no `{missing[0]}`"
-                                      + _spelling_hint(missing[0], names)))
+            message = source.missing_message(missing[0])  # for a notebook: which cell
+            if message.endswith(f"defines no `{missing[0]}`"):
+                message += _spelling_hint(missing[0], names)
+            out.checks.append(_result(check, points, Status.ERROR, message))
             continue
-        out.checks.append(run_check(check, ctx, points))
+        out.checks.append(run_check(check, replace(ctx, timeout=check.timeout), points))
     return out
 
 
@@ -136,6 +150,8 @@ def run_check(check: Check, ctx: Context, points: float) -> CheckResult:
     except CheckFailed as failure:
         res = _result(check, points, Status.FAILED, failure.message, failure.hint,
                       failure.details)
+    except CheckSkipped as exc:
+        res = _result(check, points, Status.SKIPPED, str(exc))
     except StudentCodeError as exc:
         res = _result(check, points, Status.ERROR,
                       ("" if exc.contract else "your code raised ") + exc.describe(),

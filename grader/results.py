@@ -19,7 +19,7 @@ from typing import Any
 SCHEMA_VERSION = 1
 
 
-class Status(str, Enum):
+class Status(str, Enum):  # noqa: UP042 - str mixin keeps json.dumps and == "passed" working
     """Outcome of one check.
 
     ``passed``/``failed`` are verdicts on the student's code; ``error`` means the student's code
@@ -35,8 +35,9 @@ class Status(str, Enum):
     SKIPPED = "skipped"
 
 
-class Visibility(str, Enum):
-    """Who sees a check's inputs and details: everyone (``public``) or the instructor (``hidden``)."""
+class Visibility(str, Enum):  # noqa: UP042
+    """Who sees a check's inputs and details: everyone (``public``) or the instructor
+    (``hidden``)."""
 
     PUBLIC = "public"
     HIDDEN = "hidden"
@@ -204,7 +205,8 @@ class SubmissionResult:
 
 
 def _jsonable(value: Any) -> Any:
-    """Make details safe for strict JSON: NaN/inf become strings, tuples lists, numpy scalars floats."""
+    """Make details safe for strict JSON: NaN/inf become strings, tuples lists, numpy scalars
+    floats."""
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

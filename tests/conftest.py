@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from grader.expected import LiveReference
 from grader.grading import GradeOptions, grade
 from grader.results import Status, SubmissionResult
 from grader.worker_client import WorkerSettings
@@ -26,9 +27,15 @@ def settings(**overrides) -> WorkerSettings:
     return WorkerSettings(**base)
 
 
+# Reference outputs depend only on the check's seeded inputs, so one cache serves every test of
+# a test process (as one LiveReference serves a whole batch): only the student's side reruns.
+SHARED_REFERENCE = LiveReference()
+
+
 def grade_folder(path: Path, assignments: list[str] | None = None, **options) -> SubmissionResult:
     """Grade ``path`` as the CLI would, with test-friendly worker settings."""
     worker = options.pop("worker", None) or settings()
+    options.setdefault("source", SHARED_REFERENCE)
     return grade(path, GradeOptions(assignments=assignments, worker=worker, **options))
 
 

@@ -18,6 +18,7 @@ def _assignments_in(folder: Path) -> list[str]:
     return [name for name, a in ASSIGNMENTS.items() if (folder / f"{a.module}.py").exists()]
 
 
+MAY_SKIP = {("gpt2_loading", "real_gpt2")}
 CORRECT_STYLES = sorted(p.name for p in EXAMPLES.iterdir() if p.name.startswith("correct-"))
 BUGGY = sorted(p.name for p in EXAMPLES.iterdir() if (p / "expected.yaml").exists())
 
@@ -26,7 +27,10 @@ BUGGY = sorted(p.name for p in EXAMPLES.iterdir() if (p / "expected.yaml").exist
 def test_correct_submissions_in_other_styles_get_full_marks(name):
     folder = EXAMPLES / name
     result = grade_folder(folder, _assignments_in(folder))
-    bad = [(a, c.id, c.message) for a, c in result.all_checks() if c.status is not Status.PASSED]
+    # Only checks that cannot apply on this machine (real GPT-2 weights absent) may be skipped.
+    bad = [(a, c.id, c.message) for a, c in result.all_checks()
+           if c.status is not Status.PASSED
+           and not (c.status is Status.SKIPPED and (a, c.id) in MAY_SKIP)]
     assert not bad
     assert result.score == result.max_score > 0
 

@@ -1,4 +1,5 @@
-"""Block and GPT with a hand-written tanh GELU and init by parameter name (another correct style)."""
+"""Block and GPT with a hand-written tanh GELU and init by parameter name (another correct
+style)."""
 
 import math
 from dataclasses import dataclass

@@ -5,17 +5,17 @@
 
 from __future__ import annotations
 
-from .base import Assignment, Check, CheckFailed, Context, Outcome, ok
+from .base import Assignment, Check, CheckFailed, CheckSkipped, Context, Outcome, ok
 
-__all__ = ["ASSIGNMENTS", "Assignment", "Check", "CheckFailed", "Context", "Outcome", "ok",
-           "assignment", "names"]
+__all__ = ["ASSIGNMENTS", "Assignment", "Check", "CheckFailed", "CheckSkipped", "Context",
+           "Outcome", "ok", "assignment", "names"]
 
 
 def _load() -> dict[str, Assignment]:
-    from . import attention, block, causal_mask
+    from . import attention, block, causal_mask, gpt2_loading, kv_cache, training
 
-    ordered = [attention.ASSIGNMENT, causal_mask.ASSIGNMENT, block.ASSIGNMENT]
-    return {a.name: a for a in ordered}
+    ordered = [attention, causal_mask, block, training, kv_cache, gpt2_loading]
+    return {m.ASSIGNMENT.name: m.ASSIGNMENT for m in ordered}
 
 
 ASSIGNMENTS: dict[str, Assignment] = _load()

@@ -9,8 +9,9 @@ code (``ctx.worker``), gets expected values through one seam (``ctx.inputs`` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ..results import Visibility
 
@@ -25,6 +26,11 @@ class CheckFailed(Exception):
     def __init__(self, message: str, *, hint: str = "", **details: Any):
         super().__init__(message)
         self.message, self.hint, self.details = message, hint, details
+
+
+class CheckSkipped(Exception):
+    """Raised inside a check that cannot apply here (e.g. real GPT-2 weights are not on this
+    machine); recorded as skipped with ``message`` as the reason, and not counted."""
 
 
 @dataclass
@@ -51,6 +57,12 @@ class Context:
     worker: WorkerClient
     source: ExpectedSource
     device: str = "cpu"
+    timeout: float | None = None  # the running check's per-request limit, if it declares one
+
+    def request(self, task: str, args: dict[str, Any] | None = None,
+                tensors: dict[str, Any] | None = None, timeout: float | None = None):
+        """Run a worker task, bounded by ``timeout`` or else the check's declared timeout."""
+        return self.worker.request(task, args, tensors, timeout=timeout or self.timeout)
 
     def inputs(self, key: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """Seeded inputs of this check: made by ``make`` live, or read from fixtures."""
@@ -67,7 +79,8 @@ CheckFn = Callable[[Context], Outcome]
 @dataclass(frozen=True)
 class Check:
     """One declared check. ``needs`` lists the student's names it calls (for clear messages
-    when one is missing); ``timeout`` bounds each request it makes, in seconds."""
+    when one is missing); ``timeout`` bounds each request it makes, in seconds (None: the
+    worker settings' ``call_timeout``)."""
 
     id: str
     name: str
@@ -75,7 +88,7 @@ class Check:
     visibility: Visibility
     fn: CheckFn
     needs: tuple[str, ...] = ()
-    timeout: float = 60.0
+    timeout: float | None = None
 
     @property
     def description(self) -> str:
@@ -93,7 +106,8 @@ class Assignment:
         self.checks: list[Check] = []
 
     def check(self, id: str, name: str, points: float, *, hidden: bool = False,
-              needs: tuple[str, ...] = (), timeout: float = 60.0) -> Callable[[CheckFn], CheckFn]:
+              needs: tuple[str, ...] = (), timeout: float | None = None
+              ) -> Callable[[CheckFn], CheckFn]:
         """Declare the decorated function as a check of this assignment."""
 
         def register(fn: CheckFn) -> CheckFn:

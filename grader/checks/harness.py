@@ -84,7 +84,7 @@ def call_function(ctx: Context, module: str, function: str, *, args: list[Any],
                   ) -> CallResult:
     """Call ``module.function`` in the worker; ``grad_outputs`` maps output keys (``out``,
     ``out.0``) to tensor names to backpropagate, returning the gradients of ``requires_grad``."""
-    reply = ctx.worker.request("call", {
+    reply = ctx.request("call", {
         "module": module, "function": function, "args": args, "kwargs": kwargs or {},
         "requires_grad": list(requires_grad), "grad_outputs": grad_outputs or {}, "seed": seed,
     }, tensors, timeout=timeout)
@@ -111,7 +111,7 @@ def run_module(ctx: Context, module: str, cls: str, *, args: list[Any] | None = 
     }
     if dtype:
         request["dtype"] = dtype
-    reply = ctx.worker.request("module", request, sent, timeout=timeout)
+    reply = ctx.request("module", request, sent, timeout=timeout)
     results = []
     for i, call in enumerate(reply.result["calls"]):
         prefix = f"c{i}."

@@ -1,4 +1,5 @@
-"""Entry point of the worker process: ``python -I path/to/grader/worker/__main__.py --submission DIR``.
+"""Entry point of the worker process:
+``python -I path/to/grader/worker/__main__.py --submission DIR``.
 
 Run as a file under ``-I`` (no PYTHONPATH, no current directory, no script directory on the path),
 it puts only the folder holding the ``grader`` package on the path, so that ``grader.worker``

@@ -9,7 +9,8 @@ so the trusted side can say "you returned a list, not a tensor" instead of crash
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -28,7 +29,8 @@ def decode(value: Any, tensors: dict[str, torch.Tensor], new: Callable[[dict], A
 
 
 def describe(obj: Any, key: str, out: dict[str, torch.Tensor], depth: int = 0) -> dict[str, Any]:
-    """Describe a return value as JSON, storing its tensors in ``out`` under ``key``-derived names."""
+    """Describe a return value as JSON, storing its tensors in ``out`` under names made from
+    ``key``."""
     if isinstance(obj, torch.Tensor):
         out[key] = obj  # kept live so a backward pass can start from it; detached when sent
         return {
