@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from causal_mask import CausalSelfAttention
 from torch import nn
+
+from causal_mask import CausalSelfAttention
 
 
 class MLP(nn.Module):

@@ -1,6 +1,7 @@
 """Causal masking and causal self-attention (an example of a correct submission)."""
 
 import torch
+
 from attention import MultiHeadAttention
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from .. import checkpoints as ck
+from ..diagnosis import Diagnosis, catalogue, likely
 from .base import Assignment, CheckFailed, CheckSkipped, Context, ok
 from .common import F64_ATOL, F64_RTOL
 from .compare import assert_close, difference
@@ -93,22 +94,29 @@ def _tiny_tokens(ctx: Context) -> dict[str, torch.Tensor]:
 
 
 def _reference_run(ctx: Context, key: str, host: Path, tokens: dict[str, torch.Tensor],
-                   dtype=torch.float64, params: bool = True) -> dict[str, torch.Tensor]:
+                   dtype=torch.float64, params: bool = True
+                   ) -> tuple[dict[str, torch.Tensor], Diagnosis | None]:
     """What the reference loader builds from the folder ``host``: logits of each token tensor
-    (in ``dtype``), its parameter count and (``params``) its parameters."""
+    (in ``dtype``), its parameter count and (``params``) its parameters; and, with ``params``,
+    the known loading mistakes (their logits only) to diagnose a failure with."""
 
-    def compute(ref):
+    def compute(ref, with_params: bool = params):
         model = _ref_loader(ref).load_gpt2(host)
         out = {"num_parameters": torch.tensor(model.num_parameters())}
         model = model.to(dtype)
         with torch.no_grad():
             for name, idx in tokens.items():
                 out[f"logits.{name}"] = model(idx)[0]
-        if params:
+        if with_params:
             out.update({f"p.{n}": p.detach() for n, p in model.named_parameters()})
         return out
 
-    return ctx.expected(key, compute)
+    exp = ctx.expected(key, compute)
+    if not params:  # the 124M checkpoint: too big to rerun for each mistake
+        return exp, None
+    diagnosis = Diagnosis(ctx, key, lambda ref: compute(ref, with_params=False),
+                          catalogue.GPT2_LOADING)
+    return exp, diagnosis
 
 
 def _student_load(ctx: Context, source: dict[str, Any], tokens: dict[str, torch.Tensor], *,
@@ -139,8 +147,10 @@ def _student_load(ctx: Context, source: dict[str, Any], tokens: dict[str, torch.
 
 
 def _compare(got: dict[str, Any], exp: dict[str, torch.Tensor], label: str, *,
-             atol: float = F64_ATOL, rtol: float = F64_RTOL) -> float:
-    """Compare the logits; when they differ, name the parameter that explains it."""
+             atol: float = F64_ATOL, rtol: float = F64_RTOL,
+             diagnosis: Diagnosis | None = None) -> float:
+    """Compare the logits; when they differ, name the parameter that explains it (and, with
+    ``diagnosis``, the known mistake the logits match)."""
     # Walking the dict reads every expected value, so a release records the parameters that
     # a failure's diagnosis needs, even though a correct run never looks at them.
     exp = {k: v for k, v in exp.items()}
@@ -149,20 +159,24 @@ def _compare(got: dict[str, Any], exp: dict[str, torch.Tensor], label: str, *,
         expected = exp[f"logits.{name}"]
         try:
             assert_close(logits, expected, f"the logits of the model loaded from {label} "
-                         f"(idx {tuple(expected.shape[:2])})", atol=atol, rtol=rtol)
+                         f"(idx {tuple(expected.shape[:2])})", atol=atol, rtol=rtol,
+                         diagnose=diagnosis.on(f"logits.{name}") if diagnosis else None)
         except CheckFailed as failure:
             cause = _parameter_diagnosis(got["params"], exp)
             if cause:
                 failure.message = f"{failure.message}. {cause[0]}"
                 failure.hint = cause[1]
+                if len(cause) > 2 and "likely_mistake" not in failure.details:
+                    failure.details.update(cause[2])
             raise
         worst = max(worst, difference(logits, expected).max_abs)
     return worst
 
 
 def _parameter_diagnosis(params: dict[str, torch.Tensor], exp: dict[str, torch.Tensor]
-                         ) -> tuple[str, str] | None:
-    """The first loaded parameter that differs from the reference's, and why if we can tell."""
+                         ) -> tuple[str, str] | tuple[str, str, dict[str, Any]] | None:
+    """The first loaded parameter that differs from the reference's, and why if we can tell
+    (message, hint and, for a known mistake, its ``likely_mistake`` details)."""
     for key, want in exp.items():
         if not key.startswith("p."):
             continue
@@ -179,7 +193,8 @@ def _parameter_diagnosis(params: dict[str, torch.Tensor], exp: dict[str, torch.T
             return (f"`{name}` holds the checkpoint's matrix without the transpose.",
                     "Hugging Face's GPT-2 stores attn.c_attn, attn.c_proj, mlp.c_fc and mlp.c_proj "
                     "weights as Conv1D (in, out); nn.Linear wants (out, in): transpose all four. "
-                    "attn.c_proj is square, so a missing transpose does not show in the shapes.")
+                    "attn.c_proj is square, so a missing transpose does not show in the shapes.",
+                    likely("conv1d_not_transposed", parameter=name))
         return (f"`{name}` differs from the checkpoint's value (by up to "
                 f"{float((got.double() - want.double()).abs().max()):.3g}).", "")
     if params:
@@ -204,9 +219,9 @@ def logits(ctx: Context):
     of the reference loader's model, for T < block_size and T = block_size (float64)."""
     path, host = _tiny_folder(ctx, "tiny-modern", prefix=True, buffers=False)
     tokens = _tiny_tokens(ctx)
-    exp = _reference_run(ctx, "tiny/modern", host, tokens)
+    exp, diagnosis = _reference_run(ctx, "tiny/modern", host, tokens)
     got = _student_load(ctx, {"path": path}, tokens)
-    worst = _compare(got, exp, "a save_pretrained folder")
+    worst = _compare(got, exp, "a save_pretrained folder", diagnosis=diagnosis)
     return ok(max_abs_diff=worst)
 
 
@@ -218,9 +233,9 @@ def buffers_ignored(ctx: Context):
     versions saved them, loads into the same model as one without them (float64 logits)."""
     path, host = _tiny_folder(ctx, "tiny-buffers", prefix=True, buffers=True)
     tokens = _tiny_tokens(ctx)
-    exp = _reference_run(ctx, "tiny/buffers", host, tokens)
+    exp, diagnosis = _reference_run(ctx, "tiny/buffers", host, tokens)
     got = _student_load(ctx, {"path": path}, tokens)
-    _compare(got, exp, "a folder with attn.bias buffers")
+    _compare(got, exp, "a folder with attn.bias buffers", diagnosis=diagnosis)
     return ok()
 
 
@@ -232,9 +247,9 @@ def unprefixed_names(ctx: Context):
     into the same model (float64 logits)."""
     path, host = _tiny_folder(ctx, "tiny-bare", prefix=False, buffers=False)
     tokens = _tiny_tokens(ctx)
-    exp = _reference_run(ctx, "tiny/bare", host, tokens)
+    exp, diagnosis = _reference_run(ctx, "tiny/bare", host, tokens)
     got = _student_load(ctx, {"path": path}, tokens)
-    _compare(got, exp, "a folder with names without `transformer.`")
+    _compare(got, exp, "a folder with names without `transformer.`", diagnosis=diagnosis)
     return ok()
 
 
@@ -245,11 +260,11 @@ def state_dict(ctx: Context):
     ``GPTConfig`` loads the same model (float64 logits)."""
     _, host = _tiny_folder(ctx, "tiny-modern", prefix=True, buffers=False)
     tokens = _tiny_tokens(ctx)
-    exp = _reference_run(ctx, "tiny/modern", host, tokens)
+    exp, diagnosis = _reference_run(ctx, "tiny/modern", host, tokens)
     sd = ck.relayout(_tiny_weights(ctx), TINY, prefix=True, lm_head=True)
     got = _student_load(ctx, {"state_dict": "sd."}, tokens, config=_config(TINY_CONFIG),
                         extra={f"sd.{k}": v for k, v in sd.items()})
-    _compare(got, exp, "a state dict")
+    _compare(got, exp, "a state dict", diagnosis=diagnosis)
     return ok()
 
 
@@ -378,7 +393,7 @@ def gpt2_124m(ctx: Context):
     with ThreadPoolExecutor(1) as pool:
         student = pool.submit(_student_load, ctx, {"path": path}, tokens, dtype="float32",
                               return_params=False, timeout=240)
-        exp = _reference_run(ctx, "gpt2_124m", folder, tokens, dtype=torch.float32, params=False)
+        exp, _ = _reference_run(ctx, "gpt2_124m", folder, tokens, dtype=torch.float32, params=False)
         got = student.result()
     info = got["info"]
     n = info["num_parameters"]

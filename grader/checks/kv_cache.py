@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..diagnosis import Diagnosis, catalogue, likely
 from ..expected import FixtureMissing
 from .base import Assignment, CheckFailed, Context, ok
 from .common import F64_ATOL, F64_RTOL, random_parameters
@@ -136,14 +137,32 @@ def _describe_step(sizes: list[int], i: int) -> str:
     return f"call {i + 1} ({n} new {toks} at {where}, {before} cached)"
 
 
+def _cached_diagnosis(ctx: Context, sizes: list[int]) -> Diagnosis:
+    """The known mistakes of the cached path: the reference's cached logits of each call,
+    rerun with each mistake planted."""
+    params, seq = _params(ctx), _tokens(ctx)["seq"]
+
+    def compute(ref):
+        model = _ref_model(ref, params)
+        cache = _ref_kv(ref).KVCache(KV["n_layer"])
+        with torch.no_grad():
+            return {f"step{i}": model(x, kv_cache=cache)[0]
+                    for i, x in enumerate(_split(seq, sizes).values())}
+
+    key = "cached/" + ",".join(map(str, sizes))
+    return Diagnosis(ctx, key, compute, catalogue.KV_CACHE)
+
+
 def _compare_steps(ctx: Context, sizes: list[int], run: dict[str, Any], hint: str) -> float:
     full = _full_reference(ctx)["logits"]
+    diagnosis = _cached_diagnosis(ctx, sizes)
     worst, start = 0.0, 0
     for i, n in enumerate(sizes):
         got = _logits(run, i, f"`model(idx, kv_cache=cache)` ({_describe_step(sizes, i)})")
         assert_close(got, full[:, start:start + n],
                      f"with the cache, the logits of {_describe_step(sizes, i)}",
-                     atol=F64_ATOL, rtol=F64_RTOL, hint=hint)
+                     atol=F64_ATOL, rtol=F64_RTOL, hint=hint,
+                     diagnose=diagnosis.on(f"step{i}"))
         worst = max(worst, difference(got, full[:, start:start + n]).max_abs)
         start += n
     return worst
@@ -207,7 +226,8 @@ def positions(ctx: Context):
                 f"{_describe_step(sizes, i)} used the positions {used[:8]}, expected {expected}",
                 hint="With L positions in the cache, the new tokens sit at L .. L+T-1: "
                      "pos = torch.arange(L, L + T) where L = len(kv_cache) read before the "
-                     "blocks run.", used=used, expected=expected)
+                     "blocks run.", used=used, expected=expected,
+                **(likely("kv_position_offset") if start and used == list(range(n)) else {}))
         start += n
     _compare_steps(ctx, sizes, run, hint=(
         "The tokens after the prompt must get the position embeddings of positions L, L+1, ..."

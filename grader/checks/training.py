@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..diagnosis import Diagnosis, catalogue, likely
 from ..expected import FixtureMissing
 from ..worker.training import ProbeLM, minimal_train, probe_model
 from .base import Assignment, CheckFailed, Context, ok
@@ -199,6 +200,8 @@ def _compare_lrs(ctx: Context, case: dict[str, Any], steps: list[tuple[int, str]
     calls = [(s, case) for s, _ in steps]
     types, got = _lr_values(ctx, calls)
     ref = _ref_training_values(ctx, case, [s for s, _ in steps])
+    diagnosis = Diagnosis(ctx, *_lr_reference(case, [s for s, _ in steps]),
+                          catalogue.LR_SCHEDULE)
     args = ", ".join(f"{k}={v:g}" for k, v in case.items())
     for (step, label), kind, value, expected in zip(steps, types, got, ref, strict=False):
         if kind not in ("float", "int"):
@@ -210,16 +213,24 @@ def _compare_lrs(ctx: Context, case: dict[str, Any], steps: list[tuple[int, str]
                 f"get_lr at {label}: get_lr(step={step}, {args}) returned {value:.6g}, expected "
                 f"{expected:.6g}", hint=_lr_diagnosis(step, value, expected, case),
                 actual=value, expected=expected,
+                **diagnosis.details({"lrs": torch.tensor(got, dtype=torch.float64)},
+                                    {"lrs": torch.tensor(ref, dtype=torch.float64)},
+                                    atol=LR_ATOL, rtol=LR_RTOL),
                 **({"lrs": {"student": got, "expected": ref}} if curve else {"boundary_steps": {
                     f"step {s} ({lab})": {"yours": v, "expected": e}
                     for (s, lab), v, e in zip(steps, got, ref, strict=False)}}))
     return got, ref
 
 
-def _ref_training_values(ctx: Context, case: dict[str, Any], steps: list[int]) -> list[float]:
+def _lr_reference(case: dict[str, Any], steps: list[int]):
+    """The expected-value key and the reference computation of ``get_lr`` at ``steps``."""
     key = "lr/" + "_".join(f"{case[k]:g}" for k in sorted(case)) + "/" + ",".join(map(str, steps))
-    exp = ctx.expected(key, lambda ref: {"lrs": torch.tensor(
-        [_ref_training(ref).get_lr(s, **case) for s in steps], dtype=torch.float64)})
+    return key, lambda ref: {"lrs": torch.tensor(
+        [_ref_training(ref).get_lr(s, **case) for s in steps], dtype=torch.float64)}
+
+
+def _ref_training_values(ctx: Context, case: dict[str, Any], steps: list[int]) -> list[float]:
+    exp = ctx.expected(*_lr_reference(case, steps))
     return [float(v) for v in exp["lrs"]]
 
 
@@ -478,7 +489,8 @@ def loop_zero_grad(ctx: Context):
                           f"held the previous step's values, so the new gradients were added "
                           f"to them ({len(stale)} of {len(backwards)} backward passes)",
                           hint="Call optimizer.zero_grad() (or model.zero_grad()) every step, "
-                               "before loss.backward().", stale_steps=stale[:20])
+                               "before loss.backward().", stale_steps=stale[:20],
+                          **likely("zero_grad_missing"))
     return ok(steps=len(backwards))
 
 
@@ -509,28 +521,30 @@ def loop_clipping(ctx: Context):
             where = f"at step {step_no} the optimizer applied a gradient of norm " \
                     f"{0.0 if at_step is None else at_step:.4g}; the step's backward produced " \
                     f"{pre:.4g}, so clipping to grad_clip={clip:g} gives {expected:.4g}"
-            hint = _clip_hint(clips, clip)
+            hint, mistake_id = _clip_hint(clips, clip)
             raise CheckFailed(where, hint=hint, pre_clip=pre, at_step=at_step,
-                              grad_clip=clip)
+                              grad_clip=clip, **(likely(mistake_id) if mistake_id else {}))
     return ok(steps=len(steps))
 
 
-def _clip_hint(clips: list[dict[str, Any]], clip: float) -> str:
+def _clip_hint(clips: list[dict[str, Any]], clip: float) -> tuple[str, str | None]:
+    """The hint for a wrongly clipped step, and the id of the known mistake if it is one."""
     if not clips:
         return ("torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip) was never "
-                "called; call it after loss.backward() and before optimizer.step().")
+                "called; call it after loss.backward() and before optimizer.step().", None)
     first = clips[0]
     if first["pre_norm"] is None or first["pre_norm"] == 0.0:
         return ("clip_grad_norm_ ran when there were no gradients yet (before loss.backward()), "
-                "so it clipped nothing; call it after backward and before optimizer.step().")
+                "so it clipped nothing; call it after backward and before optimizer.step().",
+                "clip_before_backward")
     if first["max_norm"] is not None and not _close(first["max_norm"], clip, 1e-9):
-        return f"clip_grad_norm_ was called with max_norm={first['max_norm']:g}, not " \
-               f"config.grad_clip={clip:g}."
+        return (f"clip_grad_norm_ was called with max_norm={first['max_norm']:g}, not "
+                f"config.grad_clip={clip:g}.", None)
     if not first["all_params"]:
-        return "clip_grad_norm_ was given only some of the model's parameters."
+        return "clip_grad_norm_ was given only some of the model's parameters.", None
     return ("clip_grad_norm_ ran after optimizer.step() (or on the previous step's gradients): "
             "the update used unclipped gradients. Order: zero_grad, forward, backward, clip, "
-            "step.")
+            "step.", None)
 
 
 @check("loop_grad_norms", "train: grad_norms records the norm before clipping", 2,
