@@ -10,6 +10,7 @@ from .common import (
     F64_ATOL,
     F64_RTOL,
     ROW_SUM_ATOL,
+    assert_gradients,
     random_parameters,
     require_finite,
     require_parameters,
@@ -255,11 +256,5 @@ def mha_values(ctx: Context):
 def mha_gradients(ctx: Context):
     """Gradients of the input and of every parameter equal the reference's (float64)."""
     call, exp, diagnosis = _mha_values(ctx, 48, 6, 2, 7, True, grads=True)
-    assert_close(call.grads["x"], exp["x.grad"], "the gradient of the input x",
-                 atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on("x.grad"))
-    for name, g in sorted(call.param_grads.items()):
-        assert_close(g, exp[f"pgrad.{name}"], f"the gradient of `{name}`",
-                     atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on(f"pgrad.{name}"))
-    if call.params_without_grad:
-        raise CheckFailed("no gradient reached " + ", ".join(call.params_without_grad))
+    assert_gradients(call, exp, diagnosis)
     return ok()

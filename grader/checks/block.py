@@ -8,7 +8,7 @@ import torch
 
 from ..diagnosis import Diagnosis, catalogue, likely
 from .base import Assignment, CheckFailed, Context, ok
-from .common import F64_ATOL, F64_RTOL, random_parameters, require_finite
+from .common import F64_ATOL, F64_RTOL, assert_gradients, random_parameters, require_finite
 from .compare import assert_close, assert_shape
 from .harness import T, call_spec, new, run_module, seeded
 
@@ -65,16 +65,6 @@ def _module_values(ctx: Context, cls: str, args: list[int], grads: bool):
     return run.calls[0], exp, Diagnosis(ctx, key, reference, mistakes)
 
 
-def _check_grads(call, exp, diagnosis: Diagnosis) -> None:
-    assert_close(call.grads["x"], exp["x.grad"], "the gradient of the input x",
-                 atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on("x.grad"))
-    for name, g in sorted(call.param_grads.items()):
-        assert_close(g, exp[f"pgrad.{name}"], f"the gradient of `{name}`",
-                     atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on(f"pgrad.{name}"))
-    if call.params_without_grad:
-        raise CheckFailed("no gradient reached " + ", ".join(call.params_without_grad))
-
-
 @check("mlp_values", "MLP: output equals the reference (GELU, tanh approximation)", 2,
        needs=("MLP",))
 def mlp_values(ctx: Context):
@@ -105,7 +95,7 @@ def block_values(ctx: Context):
 def block_gradients(ctx: Context):
     """Gradients of the input and every parameter of the MLP and the Block (float64)."""
     for cls, args in (("MLP", [32]), ("Block", [32, 4, 16])):
-        _check_grads(*_module_values(ctx, cls, args, grads=True))
+        assert_gradients(*_module_values(ctx, cls, args, grads=True))
     return ok()
 
 

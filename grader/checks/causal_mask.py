@@ -9,6 +9,7 @@ from .base import Assignment, CheckFailed, Context, ok
 from .common import (
     F64_ATOL,
     F64_RTOL,
+    assert_gradients,
     causal_table,
     random_parameters,
     require_finite,
@@ -139,13 +140,7 @@ def csa_values(ctx: Context):
 def csa_gradients(ctx: Context):
     """Gradients of the input and of every parameter equal the reference's (float64)."""
     call, exp, diagnosis = _csa_run(ctx, 32, 4, 16, 2, 9, grads=True)
-    assert_close(call.grads["x"], exp["x.grad"], "the gradient of the input x",
-                 atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on("x.grad"))
-    for name, g in sorted(call.param_grads.items()):
-        assert_close(g, exp[f"pgrad.{name}"], f"the gradient of `{name}`",
-                     atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on(f"pgrad.{name}"))
-    if call.params_without_grad:
-        raise CheckFailed("no gradient reached " + ", ".join(call.params_without_grad))
+    assert_gradients(call, exp, diagnosis)
     return ok()
 
 

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from .base import CheckFailed
-from .harness import ModuleRun
+from .compare import assert_close
+from .harness import CallResult, ModuleRun
 
 # Tolerances, justified once. Values and gradients are compared in float64, where two correct
 # implementations that merely order their sums differently agree to ~1e-14. We still allow 1e-6
@@ -99,3 +100,16 @@ def small_heatmap(t: torch.Tensor) -> list[list[float]]:
 
 def as_float(t: Any) -> float:
     return float(t.reshape(-1)[0]) if isinstance(t, torch.Tensor) else float(t)
+
+
+def assert_gradients(call: CallResult, exp: dict[str, torch.Tensor], diagnosis: Any) -> None:
+    """The input's and every parameter's gradient equal the reference's (``x.grad`` and
+    ``pgrad.<name>`` in ``exp``, float64), and every parameter got one; ``diagnosis`` names the
+    likely mistake of a mismatch (a :class:`grader.diagnosis.Diagnosis`)."""
+    assert_close(call.grads["x"], exp["x.grad"], "the gradient of the input x",
+                 atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on("x.grad"))
+    for name, g in sorted(call.param_grads.items()):
+        assert_close(g, exp[f"pgrad.{name}"], f"the gradient of `{name}`",
+                     atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on(f"pgrad.{name}"))
+    if call.params_without_grad:
+        raise CheckFailed("no gradient reached " + ", ".join(call.params_without_grad))
