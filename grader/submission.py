@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from .notebooks import Notebook
     from .worker_client import WorkerClient
 
+# Every assignment's module file name (kept here, not imported from the checks, so that
+# discovery stays below the checks in the flow).
+ASSIGNMENT_FILES = {"attention.py", "causal_mask.py", "block.py", "training.py", "kv_cache.py",
+                    "gpt2_loading.py"}
 IGNORED_DIRS = {"__pycache__", ".ipynb_checkpoints", ".git", ".venv", "venv", "node_modules"}
 MAX_SOURCE_BYTES = 2 * 2**20
 
@@ -154,7 +158,10 @@ def _missing_message(name: str, present: list[str]) -> str:
     lower = {p.lower(): p for p in present}
     if name.lower() in lower:
         return f"{name} is missing; found {lower[name.lower()]}: file names are case-sensitive"
-    close = difflib.get_close_matches(name, present, n=1, cutoff=0.6)
+    # Suggest only a .py file that is not itself one of the assignments' modules (attention.py
+    # is no misspelling of training.py), and only a close one.
+    candidates = [p for p in present if p.endswith(".py") and p not in ASSIGNMENT_FILES]
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
     if close:
         return f"{name} is missing; did you mean to name {close[0]} {name}?"
     return f"{name} is missing from the submission"

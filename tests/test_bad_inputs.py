@@ -148,3 +148,14 @@ def test_results_round_trip_through_json(correct_result):
         assert {"score", "max_score", "checks"} <= set(a)
         for c in a["checks"]:
             assert {"score", "max_score", "status", "message"} <= set(c)
+
+
+def test_missing_module_hint_suggests_only_plausible_misspellings():
+    from grader.checks import ASSIGNMENTS
+    from grader.submission import ASSIGNMENT_FILES, _missing_message
+
+    assert ASSIGNMENT_FILES == {f"{a.module}.py" for a in ASSIGNMENTS.values()}
+    assert _missing_message("training.py", ["attention.py", "block.py"]) == \
+        "training.py is missing from the submission"
+    assert "did you mean to name trainng.py training.py?" in \
+        _missing_message("training.py", ["trainng.py", "block.py"])
