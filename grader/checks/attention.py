@@ -11,6 +11,7 @@ from .common import (
     F64_RTOL,
     ROW_SUM_ATOL,
     assert_gradients,
+    forward_backward,
     random_parameters,
     require_finite,
     require_parameters,
@@ -214,15 +215,8 @@ def _mha_values(ctx: Context, n_embd: int, n_head: int, b: int, t: int, masked: 
     inp = ctx.inputs(key, make)
 
     def reference(ref):
-        model = ref.MultiHeadAttention(n_embd, n_head).double()
-        model.load_state_dict(params)
-        x = inp["x"].clone().requires_grad_(True)
-        y = model(x, inp.get("mask"))
-        (y * inp["g"]).sum().backward()
-        out = {"y": y.detach(), "x.grad": x.grad}
-        out.update({f"pgrad.{n}": p.grad for n, p in model.named_parameters()
-                    if p.grad is not None})
-        return out
+        return forward_backward(ref.MultiHeadAttention(n_embd, n_head), params, inp,
+                                inp.get("mask"))
 
     exp = ctx.expected(key, reference)
     kwargs = {"mask": T("mask")} if masked else {}

@@ -8,7 +8,14 @@ import torch
 
 from ..diagnosis import Diagnosis, catalogue, likely
 from .base import Assignment, CheckFailed, Context, ok
-from .common import F64_ATOL, F64_RTOL, assert_gradients, random_parameters, require_finite
+from .common import (
+    F64_ATOL,
+    F64_RTOL,
+    assert_gradients,
+    forward_backward,
+    random_parameters,
+    require_finite,
+)
 from .compare import assert_close, assert_shape
 from .harness import T, call_spec, new, run_module, seeded
 
@@ -46,14 +53,7 @@ def _module_values(ctx: Context, cls: str, args: list[int], grads: bool):
         "g": torch.randn(2, 7, n_embd, generator=seeded(83), dtype=torch.float64)})
 
     def reference(ref):
-        model = (ref.MLP(*args) if cls == "MLP" else ref.Block(*args)).double()
-        model.load_state_dict(params)
-        x = inp["x"].clone().requires_grad_(True)
-        y = model(x)
-        (y * inp["g"]).sum().backward()
-        return {"y": y.detach(), "x.grad": x.grad,
-                **{f"pgrad.{n}": p.grad for n, p in model.named_parameters()
-                   if p.grad is not None}}
+        return forward_backward(ref.MLP(*args) if cls == "MLP" else ref.Block(*args), params, inp)
 
     exp = ctx.expected(key, reference)
     run = run_module(ctx, "block", cls, args=args, params=params, dtype="float64", tensors=inp,

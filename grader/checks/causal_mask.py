@@ -11,6 +11,7 @@ from .common import (
     F64_RTOL,
     assert_gradients,
     causal_table,
+    forward_backward,
     random_parameters,
     require_finite,
     require_parameters,
@@ -102,14 +103,7 @@ def _csa_run(ctx: Context, n_embd: int, n_head: int, block: int, b: int, t: int,
         "g": torch.randn(b, t, n_embd, generator=seeded(53), dtype=torch.float64)})
 
     def reference(ref):
-        model = ref.CausalSelfAttention(n_embd, n_head, block).double()
-        model.load_state_dict(params)
-        x = inp["x"].clone().requires_grad_(True)
-        y = model(x)
-        (y * inp["g"]).sum().backward()
-        return {"y": y.detach(), "x.grad": x.grad,
-                **{f"pgrad.{n}": p.grad for n, p in model.named_parameters()
-                   if p.grad is not None}}
+        return forward_backward(ref.CausalSelfAttention(n_embd, n_head, block), params, inp)
 
     exp = ctx.expected(key, reference)
     run = run_module(ctx, "causal_mask", CSA, args=[n_embd, n_head, block], params=params,

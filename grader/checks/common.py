@@ -113,3 +113,17 @@ def assert_gradients(call: CallResult, exp: dict[str, torch.Tensor], diagnosis: 
                      atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on(f"pgrad.{name}"))
     if call.params_without_grad:
         raise CheckFailed("no gradient reached " + ", ".join(call.params_without_grad))
+
+
+def forward_backward(model: torch.nn.Module, params: dict[str, torch.Tensor],
+                     inp: dict[str, torch.Tensor], *args: Any) -> dict[str, torch.Tensor]:
+    """The reference side of a module check: load ``params`` into ``model`` (float64), run
+    ``model(inp["x"], *args)``, backpropagate ``inp["g"]``, and return the output ``y`` and the
+    gradients under the names :func:`assert_gradients` reads (``x.grad``, ``pgrad.<name>``)."""
+    model = model.double()
+    model.load_state_dict(params)
+    x = inp["x"].clone().requires_grad_(True)
+    y = model(x, *args)
+    (y * inp["g"]).sum().backward()
+    return {"y": y.detach(), "x.grad": x.grad,
+            **{f"pgrad.{n}": p.grad for n, p in model.named_parameters() if p.grad is not None}}
