@@ -21,7 +21,7 @@ from grader.quiz.model import derive_seed
 from grader.quiz.practice import run_practice
 from grader.quiz.store import Store
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 QUIZZES = REPO / "quizzes"
 BANKS = load_banks(QUIZZES)
 QUESTIONS = [q for b in BANKS for q in b.questions]

@@ -15,7 +15,7 @@ from grader.quiz.model import derive_seed
 from grader.quiz.params import GENERATORS
 from grader.quiz.schema import COURSE_FILES
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 QUIZZES = REPO / "quizzes"
 BANKS = load_banks(QUIZZES)
 QUESTIONS = [q for b in BANKS for q in b.questions]

@@ -22,7 +22,7 @@ from grader.quiz.instance import instantiate
 from grader.quiz.model import derive_seed, variant_code
 from grader.quiz.params import GENERATORS, bpe_merge_word, gpt_params
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BANKS = load_banks(REPO / "quizzes")
 BY_ID = {q.id: q for b in BANKS for q in b.questions}
 SEEDS = range(30)

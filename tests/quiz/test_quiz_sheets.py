@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from grader.model.results import Status, SubmissionResult
 from grader.quiz import cli as quiz_cli
 from grader.quiz.answers import example_answer, wrong_answer
 from grader.quiz.bank import load_banks
@@ -17,9 +18,8 @@ from grader.quiz.cli import main
 from grader.quiz.instance import instantiate
 from grader.quiz.model import derive_seed
 from grader.quiz.sheets import SheetError, grade_sheet, make_sheet
-from grader.results import Status, SubmissionResult
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 QUIZZES = REPO / "quizzes"
 BANKS = load_banks(QUIZZES)
 BY_ID = {q.id: q for b in BANKS for q in b.questions}
