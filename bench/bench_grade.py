@@ -35,7 +35,7 @@ def main() -> None:
 
     sys.path.insert(0, str(ROOT))
     from grader.grading import GradeOptions, grade
-    from grader.worker_client import WorkerSettings
+    from grader.isolation.client import WorkerSettings
 
     torch_times, grade_times, check_times, in_process = [], [], [], []
     for _ in range(args.runs):

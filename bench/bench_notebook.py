@@ -68,8 +68,8 @@ def main() -> None:
 
     from grader.checks import ASSIGNMENTS
     from grader.grading import GradeOptions, grade
-    from grader.notebooks import module_to_notebook
-    from grader.worker_client import WorkerSettings
+    from grader.intake.notebooks import module_to_notebook
+    from grader.isolation.client import WorkerSettings
 
     core = ("attention", "causal_mask", "block")
     modules = [a.module for a in ASSIGNMENTS.values()

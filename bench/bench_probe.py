@@ -39,8 +39,8 @@ import torch  # noqa: E402
 
 from grader.checks import training as T  # noqa: E402
 from grader.checks.base import Context  # noqa: E402
-from grader.expected import LiveReference  # noqa: E402
-from grader.worker_client import WorkerClient, WorkerSettings  # noqa: E402
+from grader.checks.expected import LiveReference  # noqa: E402
+from grader.isolation.client import WorkerClient, WorkerSettings  # noqa: E402
 
 CORRECT = ROOT / "examples" / "correct"
 MODULES = ("attention", "causal_mask", "block", "training")

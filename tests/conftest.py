@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from grader.expected import LiveReference
+from grader.checks.expected import LiveReference
 from grader.grading import GradeOptions, grade
-from grader.results import Status, SubmissionResult
-from grader.worker_client import WorkerSettings
+from grader.isolation.client import WorkerSettings
+from grader.model.results import Status, SubmissionResult
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

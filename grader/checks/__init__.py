@@ -1,18 +1,20 @@
-"""The checks, one module per assignment, each declaring an :class:`~.base.Assignment`.
+"""The checks: a small framework (``base``, ``harness``, ``compare``, ``expected``) and one
+package per assignment, each declaring an :class:`~.base.Assignment`.
 
-``ASSIGNMENTS`` lists them in course order; a new assignment is added here and nowhere else.
+``ASSIGNMENTS`` lists them in course order: it is the one source of the assignment list (the
+discovery, the release and the reports are given what they need from it, never import it).
 """
 
 from __future__ import annotations
 
-from .base import Assignment, Check, CheckFailed, CheckSkipped, Context, Outcome, ok
+from grader.checks.base import Assignment, Check, CheckFailed, CheckSkipped, Context, Outcome, ok
 
 __all__ = ["ASSIGNMENTS", "Assignment", "Check", "CheckFailed", "CheckSkipped", "Context",
-           "Outcome", "ok", "assignment", "names"]
+           "Outcome", "ok", "assignment", "graded_names", "names"]
 
 
 def _load() -> dict[str, Assignment]:
-    from . import attention, block, causal_mask, gpt2_loading, kv_cache, training
+    from grader.checks import attention, block, causal_mask, gpt2_loading, kv_cache, training
 
     ordered = [attention, causal_mask, block, training, kv_cache, gpt2_loading]
     return {m.ASSIGNMENT.name: m.ASSIGNMENT for m in ordered}
@@ -32,3 +34,14 @@ def assignment(name: str) -> Assignment:
         return ASSIGNMENTS[name]
     except KeyError:
         raise KeyError(f"unknown assignment {name!r}; known: {', '.join(ASSIGNMENTS)}") from None
+
+
+def graded_names() -> dict[str, list[str]]:
+    """Every assignment module, in course order -> the names its checks import (in declaration
+    order): what discovery needs to know which notebook provides which module."""
+    out: dict[str, list[str]] = {}
+    for a in ASSIGNMENTS.values():
+        names = out.setdefault(a.module, [])
+        for c in a.checks:
+            names.extend(n for n in c.needs if n not in names)
+    return out

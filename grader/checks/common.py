@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from .base import CheckFailed
-from .compare import assert_close
-from .harness import CallResult, ModuleRun
+from grader.checks.base import CheckFailed
+from grader.checks.compare import assert_close
+from grader.checks.harness import CallResult, ModuleRun
 
 # Tolerances, justified once. Values and gradients are compared in float64, where two correct
 # implementations that merely order their sums differently agree to ~1e-14. We still allow 1e-6

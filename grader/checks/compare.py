@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from .base import CheckFailed
+from grader.checks.base import CheckFailed
+from grader.tolerance import outside
 
 
 @dataclass
@@ -39,10 +40,19 @@ def difference(actual: torch.Tensor, expected: torch.Tensor) -> Difference:
     if diff.numel() == 0:
         return Difference(0.0, 0.0, (), 0.0, 0.0, 0)
     flat = int(diff.argmax())
-    where = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), diff.shape))
+    where = _unravel(flat, tuple(diff.shape))
     rel = diff / e.abs().clamp_min(1e-12)
     return Difference(float(diff.max()), float(rel.max()), where,
                       float(a.reshape(-1)[flat]), float(e.reshape(-1)[flat]), max(nonfinite, 0))
+
+
+def _unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    # Arithmetic, not torch.unravel_index: its first call imports sympy (~0.3 s per grade).
+    where = []
+    for size in reversed(shape):
+        flat, i = divmod(flat, size)
+        where.append(i)
+    return tuple(reversed(where))
 
 
 def assert_shape(actual: torch.Tensor, shape: tuple[int, ...] | torch.Size, what: str) -> None:
@@ -50,16 +60,6 @@ def assert_shape(actual: torch.Tensor, shape: tuple[int, ...] | torch.Size, what
     if tuple(actual.shape) != tuple(shape):
         raise CheckFailed(f"{what} has shape {tuple(actual.shape)}, expected {tuple(shape)}",
                           actual_shape=list(actual.shape), expected_shape=list(shape))
-
-
-def outside(actual: torch.Tensor, expected: torch.Tensor, *, atol: float,
-            rtol: float = 0.0) -> torch.Tensor:
-    """Where ``|actual - expected| > atol + rtol * |expected|`` (same shapes; NaN where both are
-    NaN counts as equal). The one tolerance rule of the checks, and of the diagnosis."""
-    a = actual.detach().to(torch.float64).cpu()
-    e = expected.detach().to(torch.float64).cpu()
-    bad = ~torch.isclose(a, e, atol=atol, rtol=rtol, equal_nan=False)
-    return bad & ~(torch.isnan(a) & torch.isnan(e))
 
 
 # What ``assert_close`` calls on a failure to name the likely mistake: ``diagnose(actual,

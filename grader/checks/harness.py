@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .base import CheckFailed, Context
+from grader.checks.base import CheckFailed, Context
 
 
 def T(name: str) -> dict[str, str]:

@@ -8,8 +8,8 @@
 - :mod:`.hook`: :class:`Diagnosis`, what a check declares to get all of this.
 """
 
-from .catalogue import CATALOGUE, Mistake, likely, mistake, register
-from .hook import NO_MATCH, Diagnosis, jointly
+from grader.diagnosis.catalogue import CATALOGUE, Mistake, likely, mistake, register
+from grader.diagnosis.hook import NO_MATCH, Diagnosis, jointly
 
 __all__ = ["CATALOGUE", "NO_MATCH", "Diagnosis", "Mistake", "jointly", "likely", "mistake",
            "register"]

@@ -21,10 +21,9 @@ from typing import Any
 
 import torch
 
-from ..expected import FixtureMissing
-from .catalogue import mistake
-from .match import Tensors, matches
-from .variants import planted
+from grader.diagnosis.catalogue import mistake
+from grader.diagnosis.match import Tensors, matches
+from grader.diagnosis.variants import planted
 
 NO_MATCH = "your output matches none of the known mistakes it was compared with"
 
@@ -46,12 +45,11 @@ class Diagnosis:
         """Each variant's outputs (variants without stored fixtures are left out)."""
         out = {}
         for variant in self.variants:
-            try:
-                out[variant] = self.ctx.expected(
-                    f"{self.key}/variant/{variant}",
-                    lambda ref, v=variant: self.compute(planted(ref, v)))
-            except FixtureMissing:
-                continue
+            found = self.ctx.expected_if_stored(
+                f"{self.key}/variant/{variant}",
+                lambda ref, v=variant: self.compute(planted(ref, v)))
+            if found is not None:
+                out[variant] = found
         return out
 
     def details(self, actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], *,

@@ -1,7 +1,7 @@
 """Which known mistake, if any, a student's output matches.
 
 The rule is the check's own: an output "matches" a tensor when every value is within
-``atol + rtol * |value|`` of it (:func:`grader.checks.compare.outside`; NaN where both are NaN
+``atol + rtol * |value|`` of it (:mod:`grader.tolerance`; NaN where both are NaN
 counts as equal). A variant is named only if the student's output matches it on EVERY compared
 output AND does not match the correct reference: a correct output is never given a mistake, and
 an output that matches no variant is reported as such, never guessed.
@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from grader import tolerance
+from grader.tolerance import within
 
 Tensors = dict[str, torch.Tensor]
 
@@ -25,32 +28,15 @@ class Match:
     distance: float
 
 
-def within(actual: torch.Tensor, expected: torch.Tensor, *, atol: float, rtol: float) -> bool:
-    """Same shape and every value within the tolerance."""
-    # The checks' own rule; imported here because the checks import this package.
-    from ..checks.compare import outside
-
-    if tuple(actual.shape) != tuple(expected.shape):
-        return False
-    return not bool(outside(actual, expected, atol=atol, rtol=rtol).any())
-
-
 def distance(actual: Tensors, expected: Tensors, *, atol: float, rtol: float) -> float:
-    """The largest ``|a - e| / (atol + rtol |e|)`` over all outputs (inf if a shape differs or
-    a name is missing; NaN where both are NaN counts as 0)."""
+    """The largest :func:`grader.tolerance.distance` over all outputs (inf if a name is
+    missing)."""
     worst = 0.0
     for name, a in actual.items():
         e = expected.get(name)
-        if e is None or tuple(a.shape) != tuple(e.shape):
+        if e is None:
             return float("inf")
-        if a.numel() == 0:
-            continue
-        a64, e64 = a.detach().to(torch.float64).cpu(), e.detach().to(torch.float64).cpu()
-        both_nan = torch.isnan(a64) & torch.isnan(e64)
-        same = (a64 == e64) | both_nan
-        diff = torch.where(same, torch.zeros_like(a64), (a64 - e64).abs())
-        scale = (atol + rtol * e64.abs()).clamp_min(1e-300)
-        worst = max(worst, float(torch.nan_to_num(diff / scale, nan=float("inf")).max()))
+        worst = max(worst, tolerance.distance(a, e, atol=atol, rtol=rtol))
     return worst
 
 

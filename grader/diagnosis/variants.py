@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from .catalogue import Edits, mistake
+from grader.diagnosis.catalogue import Edits, mistake
 
 _PLANTED: dict[tuple[str, str], ModuleType] = {}
 

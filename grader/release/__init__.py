@@ -20,8 +20,8 @@ The build refuses to finish if any line of a solution region, or of a hidden che
 anywhere in the bundle.
 """
 
-from .bundle import ReleaseError, build, write_stubs
-from .stubs import render_stubs, solution_lines, stub_notebook, stub_source
+from grader.release.bundle import ReleaseError, build, write_stubs
+from grader.release.stubs import render_stubs, solution_lines, stub_notebook, stub_source
 
 __all__ = ["ReleaseError", "build", "render_stubs", "solution_lines", "stub_notebook",
            "stub_source", "write_stubs"]

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..bundle import FIXTURES_DIR, INFO_FILE
-from .strip import strip_package
-from .stubs import (
+from grader import __version__
+from grader.intake.bundle import FIXTURES_DIR, INFO_FILE
+from grader.release.strip import strip_package
+from grader.release.stubs import (
     ALLOW_KEY,
     load_meta,
     outside_lines,
@@ -118,13 +118,13 @@ def _ignore(folder: str, names: list[str]) -> set[str]:
 
 
 def _assignments(modules: list[str]) -> list[str]:
-    from ..checks import ASSIGNMENTS
+    from grader.checks import ASSIGNMENTS
 
     return [a.name for a in ASSIGNMENTS.values() if a.module in modules]
 
 
 def _hidden(modules: list[str]) -> dict[str, list[dict[str, Any]]]:
-    from ..checks import ASSIGNMENTS
+    from grader.checks import ASSIGNMENTS
 
     return {a.name: [{"id": c.id, "name": c.name, "points": c.points} for c in a.checks
                      if c.visibility.value == "hidden"]
@@ -135,10 +135,10 @@ def record_fixtures(reference_dir: Path, package: str, target: Path, modules: li
                     threads: int = 1, isolation: str = "auto") -> Path:
     """Grade the reference's own solution (as student modules) with the public checks, live,
     recording every input and expected output the checks ask for; save them in ``target``."""
-    from ..expected import LiveReference
-    from ..grading import GradeOptions, grade
-    from ..results import Status
-    from ..worker_client import WorkerSettings
+    from grader.checks.expected import LiveReference
+    from grader.grading import GradeOptions, grade
+    from grader.isolation.client import WorkerSettings
+    from grader.model.results import Status
 
     with tempfile.TemporaryDirectory(prefix="grader-release-") as tmp:
         os.chmod(tmp, 0o755)  # the sandboxed worker runs as another user

@@ -38,7 +38,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .bundle import REPO, ReleaseError, build, write_stubs
+    from grader.release.bundle import REPO, ReleaseError, build, write_stubs
 
     reference = args.reference or REPO / "reference"
     if not reference.is_dir():

@@ -20,7 +20,7 @@ import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HIDDEN_BODY = ('from grader.expected import FixtureMissing\n'
+HIDDEN_BODY = ('from grader.checks.expected import FixtureMissing\n'
                'raise FixtureMissing("a hidden check: its code is not in the student bundle; it '
                'runs when your instructor grades the submission")')
 _EMPTY_EDITS = '[("", "")]'

@@ -283,7 +283,7 @@ def solution_source(source: str, name: str) -> str:
 def graded_names(module: str) -> list[str]:
     """The names the checks of the assignment graded from ``module`` import."""
     try:
-        from ..notebooks import graded_names as table
+        from grader.checks import graded_names as table
     except ImportError:  # pragma: no cover
         return []
     return table().get(module, [])
@@ -291,7 +291,7 @@ def graded_names(module: str) -> list[str]:
 
 def _title(module: str) -> str:
     try:
-        from ..checks import ASSIGNMENTS
+        from grader.checks import ASSIGNMENTS
 
         for a in ASSIGNMENTS.values():
             if a.module == module:
@@ -342,7 +342,7 @@ def reference_modules(reference_dir: Path) -> list[Path]:
     paths = [p for p in sorted(Path(reference_dir).glob("*.py"))
              if not p.name.startswith("_")]
     try:
-        from ..checks import ASSIGNMENTS
+        from grader.checks import ASSIGNMENTS
 
         order = [a.module for a in ASSIGNMENTS.values()]
     except ImportError:  # pragma: no cover
@@ -408,7 +408,7 @@ def stub_notebook(stub: str, module: str) -> Any:
     last cell, tagged ``skip-grading``, for the student's experiments."""
     import nbformat
 
-    from ..notebooks import module_to_notebook
+    from grader.intake.notebooks import module_to_notebook
 
     base = module_to_notebook(stub)
     nb = nbformat.v4.new_notebook()

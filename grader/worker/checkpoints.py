@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from . import values
-from .tasks import DTYPES, ContractError, Session, Tensors, model_info, reset_state
+from grader.worker import values
+from grader.worker.tasks import DTYPES, ContractError, Session, Tensors, model_info, reset_state
 
 
 def load_checkpoint(session: Session, args: dict[str, Any], tensors: Tensors):

@@ -11,8 +11,15 @@ from typing import Any
 
 import torch
 
-from . import values
-from .tasks import DTYPES, ContractError, Session, Tensors, load_parameters, reset_state
+from grader.worker import values
+from grader.worker.tasks import (
+    DTYPES,
+    ContractError,
+    Session,
+    Tensors,
+    load_parameters,
+    reset_state,
+)
 
 
 def _build_model(session: Session, args: dict[str, Any], tensors: Tensors) -> torch.nn.Module:

@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdin = os.fdopen(0, "r", closefd=False)
 
     _configure_torch(args.threads)
-    from . import protocol, registry, tasks
+    from grader.shared import protocol
+    from grader.worker import registry, tasks
 
     session = tasks.Session(submission=args.submission.resolve(), modules_dir=args.modules)
     sys.path.insert(0, str(session.submission))
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _handle(session, request, tensors, registry):
-    from . import tasks
+    from grader.worker import tasks
 
     task = registry.TASKS.get(request.get("task"))
     if task is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import checkpoints, generation, notebook, tasks, training
+from grader.worker import checkpoints, generation, notebook, tasks, training
 
 TASKS: dict[str, tasks.TaskFn] = {
     **tasks.TASKS,

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from . import values
+from grader.worker import values
 
 Tensors = dict[str, torch.Tensor]
 TaskFn = Callable[["Session", dict[str, Any], Tensors], tuple[dict[str, Any], Tensors]]

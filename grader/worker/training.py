@@ -16,91 +16,20 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from grader.shared.probe import MAX_EVENTS, minimal_train, probe_model
 
 Tensors = dict[str, torch.Tensor]
 
-MAX_EVENTS = 20_000  # an instrumented run of a few steps records ~10 events per step
 MAX_METRIC_LENGTH = 1_000_000
-
-
-class ProbeLM(nn.Module):
-    """A fixed MLP language model (Bengio et al. 2003 style) for the convergence probe.
-
-    Position ``t`` sees the ``context`` tokens ending at ``t`` (padded with an extra token id
-    ``vocab_size`` before the start of the window): their embeddings are concatenated and fed
-    to one tanh hidden layer. It follows the course's model contract,
-    ``model(idx, targets=None) -> (logits (B, T, V), loss or None)``, and is small enough to
-    train hundreds of steps per second on one CPU thread.
-
-    ``events`` (a list, or None) receives one record per forward call when the model is
-    instrumented: mode, grad mode, shapes, loss, and whether the targets are the inputs shifted
-    by one.
-    """
-
-    def __init__(self, vocab_size: int, context: int = 10, n_embd: int = 16, n_hidden: int = 128):
-        super().__init__()
-        self.vocab_size, self.context = vocab_size, context
-        self.wte = nn.Embedding(vocab_size + 1, n_embd)
-        self.fc = nn.Linear(context * n_embd, n_hidden)
-        self.head = nn.Linear(n_hidden, vocab_size)
-        self.events: list[dict[str, Any]] | None = None
-
-    def forward(self, idx, targets=None):
-        padded = F.pad(idx, (self.context - 1, 0), value=self.vocab_size)
-        windows = padded.unfold(1, self.context, 1)  # (B, T, context), the last one is t itself
-        hidden = torch.tanh(self.fc(self.wte(windows).flatten(2)))
-        logits = self.head(hidden)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
-        if self.events is not None and len(self.events) < MAX_EVENTS:
-            record: dict[str, Any] = {"kind": "forward", "training": self.training,
-                                      "grad": torch.is_grad_enabled(),
-                                      "shape": list(idx.shape), "targets": targets is not None,
-                                      "tokens": [int(idx.min()), int(idx.max())]}
-            if targets is not None:
-                record["loss"] = float(loss.detach())
-                record["shifted"] = bool(targets.shape == idx.shape and torch.equal(
-                    targets[:, :-1], idx[:, 1:]))
-            self.events.append(record)
-        return logits, loss
-
-
-def minimal_train(model: nn.Module, xs: torch.Tensor, ys: torch.Tensor, lr: float,
-                  max_seconds: float = math.inf) -> tuple[list[float], int]:
-    """The trusted loop that trains a GPT for the second probe, the same in the worker (the
-    student's GPT) and in the grader (the reference GPT): for each pre-drawn batch
-    ``xs[i], ys[i]``, plain ``AdamW(lr, weight_decay=0)``, zero the gradients, loss from
-    ``model(x, y)[1]``, backward, step. Stops early after ``max_seconds``.
-    Returns the loss of every step done and the number of steps done."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    model.train()
-    losses: list[float] = []
-    started = time.monotonic()
-    for i in range(xs.shape[0]):
-        if time.monotonic() - started > max_seconds:
-            break
-        optimizer.zero_grad(set_to_none=True)
-        _, loss = model(xs[i], ys[i])
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    return losses, len(losses)
-
-
-def probe_model(spec: dict[str, Any], seed: int, device: str) -> ProbeLM:
-    """The probe model, freshly initialised from ``seed`` (same numbers on both sides)."""
-    torch.manual_seed(seed)
-    return ProbeLM(**spec).to(device)
 
 
 # ----------------------------------------------------------------------------------- tasks
 
 
 def _tasks():
-    from .tasks import ContractError, Session, reset_state
+    from grader.worker.tasks import ContractError, Session, reset_state
 
     return ContractError, Session, reset_state
 

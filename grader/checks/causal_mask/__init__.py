@@ -1,0 +1,195 @@
+"""Checks of assignment 2: the causal mask and causal self-attention."""
+
+from __future__ import annotations
+
+import torch
+
+from grader.checks.base import Assignment, CheckFailed, Context, ok
+from grader.checks.common import (
+    F64_ATOL,
+    F64_RTOL,
+    assert_gradients,
+    causal_table,
+    forward_backward,
+    random_parameters,
+    require_finite,
+    require_parameters,
+    shapes_of,
+    small_heatmap,
+)
+from grader.checks.compare import assert_close, assert_shape
+from grader.checks.harness import T, call_function, call_spec, run_module, seeded
+from grader.diagnosis import Diagnosis, catalogue, jointly
+
+ASSIGNMENT = Assignment(
+    "causal_mask", "The causal mask and causal self-attention",
+    course="day30-capstone-and-checkpoint.md Q3; series4 summary Module 4.3",
+)
+check = ASSIGNMENT.check
+MASK = "causal_mask"
+CSA = "CausalSelfAttention"
+
+# (t_q, t_k): square, a single query, the last queries of a longer sequence (as with a KV cache).
+MASK_CASES = [(1, 1), (4, 4), (2, 5), (1, 6), (3, 3), (5, 8)]
+
+
+@check("mask_table", "causal_mask: the mask itself", 3, needs=(MASK,))
+def mask_table(ctx: Context):
+    """``causal_mask(t_q, t_k)`` is a bool ``(t_q, t_k)`` tensor, True where the query (one of
+    the last t_q positions) may attend the key: at or before its own position."""
+    masks, tables = {}, {}
+    for t_q, t_k in MASK_CASES:
+        res = call_function(ctx, "causal_mask", MASK, args=[t_q, t_k], tensors={},
+                            what=f"`causal_mask({t_q}, {t_k})`")
+        mask = res.output.tensor()
+        expected = causal_table(t_q, t_k)
+        if mask.dtype != torch.bool:
+            raise CheckFailed(f"causal_mask({t_q}, {t_k}) has dtype {mask.dtype}, expected "
+                              "torch.bool (True = may attend)",
+                              hint="Return a boolean tensor, e.g. from torch.tril(...).bool() or "
+                                   "a comparison of position indices.")
+        assert_shape(mask, expected.shape, f"causal_mask({t_q}, {t_k})")
+        masks[f"{t_q}x{t_k}"], tables[f"{t_q}x{t_k}"] = mask, expected
+    # The diagnosis compares every case at once: one case alone can fit several mistakes.
+    diagnosis = Diagnosis(ctx, "mask_table", lambda ref: {
+        f"{t_q}x{t_k}": ref.causal_mask(t_q, t_k) for t_q, t_k in MASK_CASES},
+        catalogue.CAUSAL_MASK)
+    for (t_q, t_k), mask, expected in zip(MASK_CASES, masks.values(), tables.values(),
+                                          strict=True):
+        if not torch.equal(mask, expected):
+            wrong = (mask != expected).nonzero().tolist()
+            inverted = torch.equal(mask, ~expected)
+            raise CheckFailed(
+                f"causal_mask({t_q}, {t_k}) is wrong at {len(wrong)} position(s), first at "
+                f"(query {wrong[0][0]}, key {wrong[0][1]})"
+                + ("; it is exactly inverted (True must mean 'may attend')" if inverted else ""),
+                hint="Query i sits at position t_k - t_q + i and may attend keys 0..that "
+                     "position, itself included.",
+                actual=small_heatmap(mask.double()), expected=small_heatmap(expected.double()),
+                **diagnosis.details(masks, tables, atol=0.0, rtol=0.0))
+    return ok(cases=len(MASK_CASES))
+
+
+# (n_embd, n_head, block_size, batch, T)
+CSA_CASES = [(32, 4, 16, 2, 7), (24, 3, 8, 1, 1), (16, 2, 6, 2, 6)]
+
+
+def _csa_params(ctx: Context, n_embd: int, n_head: int, block: int, seed: int):
+    return ctx.expected(f"csa_params/{n_embd}x{n_head}x{block}/{seed}", lambda ref:
+                        random_parameters(ref.CausalSelfAttention(n_embd, n_head, block), seed))
+
+
+@check("csa_shapes", "CausalSelfAttention: parameter names and output shapes", 1, needs=(CSA,))
+def csa_shapes(ctx: Context):
+    """``CausalSelfAttention(n_embd, n_head, block_size)`` has ``c_attn``/``c_proj`` and maps
+    ``(B, T, C)`` to ``(B, T, C)``, including T = 1 and T = block_size."""
+    for n_embd, n_head, block, b, t in CSA_CASES:
+        x = ctx.inputs(f"csa_shapes/{n_embd}x{t}", lambda shape=(b, t, n_embd): {
+            "x": torch.randn(*shape, generator=seeded(shape[1]))})
+        run = run_module(ctx, "causal_mask", CSA, args=[n_embd, n_head, block], tensors=x,
+                         calls=[call_spec(T("x"))],
+                         what=f"`{CSA}({n_embd}, {n_head}, {block})(x)`")
+        require_parameters(run, shapes_of(_csa_params(ctx, n_embd, n_head, block, 0)), CSA)
+        assert_shape(run.calls[0].output.tensor(), (b, t, n_embd),
+                     f"the output for x of shape {(b, t, n_embd)}")
+    return ok()
+
+
+def _csa_run(ctx: Context, n_embd: int, n_head: int, block: int, b: int, t: int, grads: bool):
+    params = _csa_params(ctx, n_embd, n_head, block, seed=51)
+    key = f"csa_values/{n_embd}x{n_head}x{block}x{b}x{t}"
+    inp = ctx.inputs(key, lambda: {
+        "x": torch.randn(b, t, n_embd, generator=seeded(52), dtype=torch.float64),
+        "g": torch.randn(b, t, n_embd, generator=seeded(53), dtype=torch.float64)})
+
+    def reference(ref):
+        return forward_backward(ref.CausalSelfAttention(n_embd, n_head, block), params, inp)
+
+    exp = ctx.expected(key, reference)
+    run = run_module(ctx, "causal_mask", CSA, args=[n_embd, n_head, block], params=params,
+                     dtype="float64", tensors=inp,
+                     calls=[call_spec(T("x"), requires_grad=("x",) if grads else (),
+                                      grad_outputs={"out": "g"} if grads else None,
+                                      param_grads=grads)],
+                     what=f"`{CSA}`")
+    return run.calls[0], exp, Diagnosis(ctx, key, reference, catalogue.CAUSAL_ATTENTION)
+
+
+@check("csa_values", "CausalSelfAttention: output equals the reference with the same weights", 3,
+       needs=(CSA,))
+def csa_values(ctx: Context):
+    """With the reference's weights loaded, the output equals the reference's (float64), for
+    T < block_size and T = block_size."""
+    cases = [(32, 4, 16, 2, 9), (16, 2, 6, 1, 6)]
+    runs = [_csa_run(ctx, *case, grads=False) for case in cases]
+    outputs = [(diagnosis, "y", call.output.tensor(), exp["y"]) for call, exp, diagnosis in runs]
+    for (_, _, block, _, t), (_, _, y, expected) in zip(cases, outputs, strict=True):
+        assert_close(y, expected, f"the output (T={t}, block_size={block})", atol=F64_ATOL,
+                     rtol=F64_RTOL, diagnose=jointly(outputs))
+    return ok()
+
+
+@check("csa_gradients", "CausalSelfAttention: input and parameter gradients", 2, hidden=True,
+       needs=(CSA,))
+def csa_gradients(ctx: Context):
+    """Gradients of the input and of every parameter equal the reference's (float64)."""
+    call, exp, diagnosis = _csa_run(ctx, 32, 4, 16, 2, 9, grads=True)
+    assert_gradients(call, exp, diagnosis)
+    return ok()
+
+
+@check("csa_causality", "CausalSelfAttention: no position sees the future", 3, needs=(CSA,))
+def csa_causality(ctx: Context):
+    """Changing the tokens after position t leaves the outputs at positions 0..t unchanged
+    (the student's own freshly initialised module, float64)."""
+    n_embd, n_head, block, t = 32, 4, 16, 10
+    inp = ctx.inputs("csa_causality", lambda: _perturbed_inputs(n_embd, t))
+    calls = [call_spec(T("x"))] + [call_spec(T(f"x{cut}")) for cut in CUTS]
+    run = run_module(ctx, "causal_mask", CSA, args=[n_embd, n_head, block], dtype="float64",
+                     tensors=inp, calls=calls, seed=7, what=f"`{CSA}`")
+    base = run.calls[0].output.tensor()
+    assert_shape(base, (1, t, n_embd), "the output")
+    for cut, call in zip(CUTS, run.calls[1:], strict=True):
+        y = call.output.tensor()
+        # NaN rows are csa_no_nan's business; here they count as unchanged.
+        changed = torch.nan_to_num((y[0, :cut + 1] - base[0, :cut + 1]).abs(), nan=0.0).amax(-1)
+        # Same weights, same earlier inputs: only rounding could differ (float64, ~1e-15).
+        leaks = (changed > 1e-9).nonzero().flatten().tolist()
+        if leaks:
+            raise CheckFailed(
+                f"changing the inputs after position {cut} changed the output at position(s) "
+                f"{leaks[:6]} (by up to {float(changed.max()):.3g}): they can see the future",
+                hint="Apply causal_mask(T, T) to the scores before the softmax in every head.",
+                changed=[round(float(v), 6) for v in changed])
+    return ok(cuts=CUTS)
+
+
+CUTS = [0, 3, 8]
+
+
+def _perturbed_inputs(n_embd: int, t: int) -> dict[str, torch.Tensor]:
+    g = seeded(61)
+    x = torch.randn(1, t, n_embd, generator=g, dtype=torch.float64)
+    out = {"x": x}
+    for cut in CUTS:
+        x2 = x.clone()
+        x2[:, cut + 1:] = torch.randn(1, t - cut - 1, n_embd, generator=g, dtype=torch.float64)
+        out[f"x{cut}"] = x2
+    return out
+
+
+@check("csa_no_nan", "CausalSelfAttention: no NaN in any row", 1, needs=(CSA,))
+def csa_no_nan(ctx: Context):
+    """Every output row is finite, the first (which sees only itself) included, for T = 1 and
+    for large inputs in float32 (where a finite fill like -1e4 or a mask after the softmax
+    breaks)."""
+    n_embd, n_head, block = 16, 2, 8
+    inp = ctx.inputs("csa_no_nan", lambda: {
+        "x1": torch.randn(2, 1, n_embd, generator=seeded(71)),
+        "xbig": torch.randn(2, 8, n_embd, generator=seeded(72)) * 30})
+    run = run_module(ctx, "causal_mask", CSA, args=[n_embd, n_head, block], tensors=inp,
+                     calls=[call_spec(T("x1")), call_spec(T("xbig"))], seed=3,
+                     what=f"`{CSA}`")
+    require_finite(run.calls[0].output.tensor(), "the output for T = 1")
+    require_finite(run.calls[1].output.tensor(), "the output for large inputs")
+    return ok()

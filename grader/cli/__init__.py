@@ -1,0 +1,64 @@
+"""The ``grader`` command: a thin layer over the typed Python API (:func:`grader.grading.grade`
+and friends), one module per subcommand.
+
+Exit codes: 0 when grading ran (whatever the score), 2 when the grader itself could not run
+(bad arguments, no such folder, no expected values available).
+
+A new subcommand is a module with ``register(subparsers)``, listed in :data:`SUBCOMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from grader import __version__
+from grader.cli.common import UsageError
+
+__all__ = ["SUBCOMMANDS", "UsageError", "build_parser", "main"]
+
+# In the order `grader --help` lists them. A module that cannot be imported is left out: a
+# student bundle carries no release tool, by design.
+SUBCOMMANDS = (
+    "grader.cli.run",
+    "grader.cli.checks",
+    "grader.quiz.cli",
+    "grader.release.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``grader`` argument parser with every available subcommand."""
+    parser = argparse.ArgumentParser(prog="grader", description="The course grader for 'build a "
+                                     "GPT from scratch'.")
+    parser.add_argument("--version", action="version", version=f"grader {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``grader`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("grader: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""``grader checks``: list the assignments and their checks with their points."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``grader checks`` to the command's subparsers."""
+    _add_checks(sub)
+
+
+def _add_checks(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("checks", help="list the assignments and their checks")
+    p.add_argument("--hidden", action="store_true", help="include hidden checks")
+    p.set_defaults(func=_list_checks)
+
+
+def _list_checks(args: argparse.Namespace) -> int:
+    from grader import checks
+
+    for a in checks.ASSIGNMENTS.values():
+        shown = [c for c in a.checks if args.hidden or c.visibility.value == "public"]
+        print(f"{a.name} ({a.module}.py): {a.title} — {sum(c.points for c in shown):g} points")
+        for c in shown:
+            tag = " [hidden]" if c.visibility.value == "hidden" else ""
+            print(f"  {c.id:<20} {c.points:>4g}  {c.name}{tag}")
+    return 0

@@ -1,0 +1,131 @@
+"""``grader run``: grade one submission folder and print, write or report the results."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from grader.cli.common import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``grader run`` to the command's subparsers."""
+    _add_run(sub)
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="grade a submission folder",
+                       description="Grade a folder of modules (attention.py, causal_mask.py, "
+                                   "block.py, ...) and print a summary.")
+    p.add_argument("submission", type=Path, help="the submission folder")
+    p.add_argument("-a", "--assignment", action="append", dest="assignments", metavar="NAME",
+                   help="grade only this assignment (repeatable)")
+    p.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="write report.html (self-contained) and report.md into DIR")
+    p.add_argument("--audience", choices=["student", "instructor"], default="student",
+                   help="student reports show only the name and points of hidden checks")
+    p.add_argument("--fixtures", type=Path, metavar="DIR",
+                   help="expected values from stored fixtures instead of the live reference")
+    p.add_argument("--public-only", action="store_true",
+                   help="skip hidden checks (what a student's self-check runs)")
+    p.add_argument("--weights", type=Path, metavar="YAML",
+                   help="points per check: {assignment: {check_id: points}}")
+    p.add_argument("--gpt2-weights", type=Path, metavar="DIR",
+                   help="a local folder with the real `gpt2` checkpoint (model.safetensors, "
+                        "config.json): the GPT-2 loading checks also run on it (never "
+                        "downloaded; default: the Hugging Face cache when it holds one)")
+    p.add_argument("--isolation", choices=["auto", "bwrap", "none"], default="auto",
+                   help="sandbox for the student's code (default: bubblewrap when available)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads of the worker (default: the number of CPUs, at most 4)")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds each request to the student's code may take (default 60)")
+    p.add_argument("--total-timeout", type=float, default=600.0,
+                   help="seconds the whole submission may take (default 600)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show hints under failures")
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from grader.isolation.client import WorkerClient, WorkerSettings
+
+    if not args.submission.is_dir():
+        raise UsageError(f"submission folder not found: {args.submission}")
+    if args.gpt2_weights is not None:
+        if not (args.gpt2_weights / "config.json").is_file():
+            raise UsageError(f"no config.json in {args.gpt2_weights}: expected a local folder "
+                             "of the Hugging Face `gpt2` checkpoint")
+        os.environ["GRADER_GPT2_WEIGHTS"] = str(args.gpt2_weights.resolve())
+    threads = args.threads or max(1, min(4, os.cpu_count() or 1))
+    settings = WorkerSettings(isolation=args.isolation, threads=threads,
+                              call_timeout=args.timeout, total_timeout=args.total_timeout)
+    # Launch the worker before importing the checks (and torch): both imports then overlap.
+    worker = WorkerClient(args.submission, settings)
+    try:
+        worker.launch()
+        return _grade_and_report(args, settings, worker)
+    finally:
+        worker.close()
+
+
+def _grade_and_report(args: argparse.Namespace, settings, worker) -> int:
+    from grader import checks
+    from grader.grading import GradeOptions, grade, load_weights
+    from grader.out.summary import render_terminal
+
+    for name in args.assignments or []:
+        if name not in checks.ASSIGNMENTS:
+            raise UsageError(f"unknown assignment {name!r}; known: {', '.join(checks.names())}")
+    from grader.intake.bundle import NOTE, fixtures_dir
+
+    # In a student bundle (grader release): its own fixtures, and the public checks only.
+    bundled = args.fixtures is None and fixtures_dir() is not None
+    options = GradeOptions(
+        assignments=args.assignments,
+        source=_source(args.fixtures or fixtures_dir()),
+        worker=settings,
+        weights=_weights(args.weights, load_weights),
+        include_hidden=not (args.public_only or bundled),
+    )
+    result = grade(args.submission, options, worker=worker)
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+    print(render_terminal(result, color=color, verbose=args.verbose))
+    if bundled:
+        print(NOTE)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(result.to_json())
+    if args.report:
+        from grader.out.reports import write_reports
+
+        paths = write_reports(result, args.report, audience=args.audience)
+        print("reports: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _weights(path: Path | None, load) -> dict:
+    if path is None:
+        return {}
+    try:
+        return load(path)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _source(fixtures: Path | None):
+    from grader.checks.expected import FIXTURE_FILE, LiveReference, StoredFixtures
+
+    if fixtures is not None:
+        if not (fixtures / FIXTURE_FILE).is_file():
+            raise UsageError(f"no {FIXTURE_FILE} in {fixtures}")
+        return StoredFixtures(fixtures)
+    import importlib.util
+
+    if importlib.util.find_spec("reference") is None:
+        raise UsageError("the reference implementation is not installed here; pass --fixtures "
+                         "DIR (a student bundle ships its fixtures)")
+    return LiveReference()

@@ -1,0 +1,221 @@
+"""Grading one submission: discover its modules, start one worker, run the checks, record results.
+
+Every failure of the student's code becomes a recorded result with a clear message; only a
+problem of the grader itself (no such folder, no reference and no fixtures) raises.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from grader import __version__
+from grader.checks import (
+    ASSIGNMENTS,
+    Assignment,
+    Check,
+    CheckFailed,
+    CheckSkipped,
+    Context,
+    graded_names,
+)
+from grader.checks.expected import ExpectedSource, FixtureMissing, LiveReference
+from grader.intake.discover import Submission, discover
+from grader.isolation.client import (
+    StudentCodeError,
+    WorkerClient,
+    WorkerCrashed,
+    WorkerError,
+    WorkerSettings,
+    WorkerTimeout,
+)
+from grader.model.results import AssignmentResult, CheckResult, Status, SubmissionResult, Visibility
+
+
+@dataclass
+class GradeOptions:
+    """How to grade. ``weights`` maps assignment -> check id -> points (instructor's YAML);
+    ``include_hidden`` is False for a student's self-check, where hidden checks are listed as
+    skipped."""
+
+    assignments: list[str] | None = None
+    source: ExpectedSource = field(default_factory=LiveReference)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    weights: dict[str, dict[str, float]] = field(default_factory=dict)
+    include_hidden: bool = True
+    import_timeout: float = 60.0
+    # Notebooks (grader.intake.notebooks): the limit of one cell, and of one whole notebook's run.
+    notebook_cell_timeout: float = 60.0
+    notebook_timeout: float = 300.0
+
+
+def grade(path: Path | str, options: GradeOptions | None = None,
+          worker: WorkerClient | None = None) -> SubmissionResult:
+    """Grade the submission folder at ``path`` and return its results.
+
+    ``worker`` may be a :class:`WorkerClient` for this folder that the caller launched early
+    (so that the worker's ``import torch`` overlaps the grader's); it is closed at the end.
+    """
+    options = options or GradeOptions()
+    started = time.monotonic()
+    assignments = [ASSIGNMENTS[n] for n in (options.assignments or list(ASSIGNMENTS))]
+    submission = discover(Path(path), [a.module for a in assignments], graded_names())
+    result = SubmissionResult(submission=str(path), submission_id=submission.content_hash,
+                              grader_version=__version__)
+    with worker or WorkerClient(submission.root, options.worker) as worker:
+        notebooks = submission.prepare(worker, cell_timeout=options.notebook_cell_timeout,
+                                       total_timeout=options.notebook_timeout)
+        imports = _import_modules(worker, submission, assignments, options.import_timeout)
+        for a in assignments:
+            result.assignments.append(_grade_assignment(a, submission, imports, worker, options))
+        result.log = worker.log.text()
+        result.environment = {
+            "isolation": worker.isolation_description or "not started",
+            "worker": worker.info,
+            "threads": options.worker.threads,
+            "expected": options.source.kind,
+            "worker_starts": worker.starts,
+            "hidden_checks": "run" if options.include_hidden else "listed, not run",
+            **({"notebooks": notebooks} if notebooks else {}),
+        }
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _import_modules(worker: WorkerClient, submission: Submission, assignments: list[Assignment],
+                    timeout: float) -> dict[str, dict[str, Any]]:
+    """Import every usable module once; returns module -> {"ok", "names"} or {"ok": False,
+    "message"}."""
+    modules = [a.module for a in assignments if submission.usable(a.module)]
+    if not modules:
+        return {}
+    report: dict[str, dict[str, Any]] = {}
+    # One module per request: a module that hangs at import time costs only its own checks.
+    for module in modules:
+        name = submission.files[module].display  # attention.py, or the notebook it comes from
+        try:
+            reply = worker.request("import", {"modules": [module]}, timeout=timeout)
+            entry = reply.result["modules"][module]
+            if not entry["ok"]:
+                entry = {"ok": False, "message": _import_failure(name, entry["error"])}
+        except WorkerTimeout:
+            entry = {"ok": False, "message": f"importing {name} did not finish within "
+                                             f"{timeout:.0f} s (is there a long computation or "
+                                             f"an endless loop at the top level?)"}
+        except WorkerCrashed as exc:
+            entry = {"ok": False, "message": f"importing {name} stopped the worker: {exc}"}
+        report[module] = entry
+    return report
+
+
+def _import_failure(name: str, error: dict[str, Any]) -> str:
+    where = f" at {error['where']}" if error.get("where") else ""
+    return f"importing {name} raised {error['type']}: {error['message']}{where}".strip()
+
+
+def _grade_assignment(a: Assignment, submission: Submission, imports: dict[str, dict[str, Any]],
+                      worker: WorkerClient, options: GradeOptions) -> AssignmentResult:
+    source = submission.files[a.module]
+    out = AssignmentResult(name=a.name, source=str(source.path.name) if source.path else "",
+                           title=a.title, course=a.course)
+    weights = options.weights.get(a.name, {})
+    problem = source.problem or (imports.get(a.module, {}).get("message", "")
+                                 if not imports.get(a.module, {}).get("ok", False) else "")
+    names = set(imports.get(a.module, {}).get("names", []))
+    out.message = problem
+    ctx = Context(assignment=a.name, worker=worker, source=options.source)
+    for check in a.checks:
+        points = float(weights.get(check.id, check.points))
+        if check.visibility is Visibility.HIDDEN and not options.include_hidden:
+            out.checks.append(_result(check, points, Status.SKIPPED, "hidden check: it runs "
+                                      "when your instructor grades the submission"))
+            continue
+        if problem:
+            out.checks.append(_result(check, points, Status.ERROR, problem))
+            continue
+        missing = [n for n in check.needs if n not in names]
+        if missing:
+            message = source.missing_message(missing[0])  # for a notebook: which cell
+            if message.endswith(f"defines no `{missing[0]}`"):
+                message += _spelling_hint(missing[0], names)
+            out.checks.append(_result(check, points, Status.ERROR, message))
+            continue
+        out.checks.append(run_check(check, replace(ctx, timeout=check.timeout), points))
+    return out
+
+
+def run_check(check: Check, ctx: Context, points: float) -> CheckResult:
+    """Run one check and turn whatever happens into a :class:`CheckResult`."""
+    started = time.monotonic()
+    try:
+        outcome = check.fn(ctx)
+        fraction = outcome.fraction if outcome.fraction is not None else float(outcome.passed)
+        res = _result(check, points, Status.PASSED if outcome.passed else Status.FAILED,
+                      outcome.message, outcome.hint, outcome.details,
+                      score=points * max(0.0, min(1.0, fraction)))
+    except CheckFailed as failure:
+        res = _result(check, points, Status.FAILED, failure.message, failure.hint,
+                      failure.details)
+    except CheckSkipped as exc:
+        res = _result(check, points, Status.SKIPPED, str(exc))
+    except StudentCodeError as exc:
+        res = _result(check, points, Status.ERROR,
+                      ("" if exc.contract else "your code raised ") + exc.describe(),
+                      details={"error": exc.error})
+    except WorkerTimeout as exc:
+        res = _result(check, points, Status.TIMEOUT, str(exc))
+    except WorkerError as exc:  # crashed, or restarted too often
+        res = _result(check, points, Status.ERROR, str(exc))
+    except FixtureMissing as exc:
+        res = _result(check, points, Status.SKIPPED, f"no stored expected values: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a grader bug must not lose the other results
+        res = _result(check, points, Status.ERROR,
+                      f"internal grader error while running this check (not your fault; "
+                      f"please report it): {type(exc).__name__}: {exc}",
+                      details={"traceback": traceback.format_exc()[-4000:]})
+    res.seconds = round(time.monotonic() - started, 3)
+    return res
+
+
+def _result(check: Check, points: float, status: Status, message: str, hint: str = "",
+            details: dict[str, Any] | None = None, score: float = 0.0) -> CheckResult:
+    return CheckResult(id=check.id, name=check.name, status=status, score=round(score, 6),
+                       max_score=points, message=message, visibility=check.visibility,
+                       hint=hint, details=details or {})
+
+
+def _spelling_hint(name: str, names: set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6)
+    return f" (found `{close[0]}`: the graded names must match exactly)" if close else ""
+
+
+def load_weights(path: Path) -> dict[str, dict[str, float]]:
+    """Read an instructor's points file ``{assignment: {check_id: points}}`` and validate it
+    against the declared checks, naming any unknown assignment or check."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read weights file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of assignment -> check id -> points")
+    weights: dict[str, dict[str, float]] = {}
+    for name, checks in data.items():
+        if name not in ASSIGNMENTS:
+            raise ValueError(f"{path}: unknown assignment {name!r}")
+        known = {c.id for c in ASSIGNMENTS[name].checks}
+        if not isinstance(checks, dict):
+            raise ValueError(f"{path}: {name}: expected check id -> points")
+        for check_id, points in checks.items():
+            if check_id not in known:
+                raise ValueError(f"{path}: {name}: unknown check {check_id!r}")
+            if not isinstance(points, (int, float)) or isinstance(points, bool) or points < 0:
+                raise ValueError(f"{path}: {name}.{check_id}: points must be a number >= 0")
+        weights[name] = {k: float(v) for k, v in checks.items()}
+    return weights

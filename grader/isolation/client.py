@@ -1,0 +1,369 @@
+"""The grader's handle on one worker process: start it isolated, send tasks, enforce limits.
+
+A worker serves one submission, so ``import torch`` is paid once per submission. When the
+student's code hangs, crashes the process, or floods its output, the worker is killed, the
+request fails with a clear error, and the next request starts a fresh worker.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.isolation import sandbox
+from grader.shared import protocol
+
+WORKER_PACKAGE = Path(__file__).resolve().parent.parent / "worker"
+SHARED_PACKAGE = WORKER_PACKAGE.parent / "shared"
+# Inside the sandbox only the worker package and the code both sides share are mounted, under a
+# namespace-package `grader`: nothing of the trusted side is visible there.
+SANDBOX_WORKER = "/opt/grader/grader/worker"
+SANDBOX_SHARED = "/opt/grader/grader/shared"
+# Large inputs (checkpoints) are shared as files in a per-worker folder, mounted read-only.
+SANDBOX_DATA = "/opt/grader-data"
+# The folder of data_dir holding modules made from a submission's notebooks.
+MODULES_DIR = "modules"
+
+
+class WorkerError(Exception):
+    """Base of the ways a request to the worker can fail."""
+
+
+class StudentCodeError(WorkerError):
+    """The student's code raised (or broke the assignment's contract) while running a task."""
+
+    def __init__(self, error: dict[str, Any]):
+        self.error = error
+        super().__init__(error.get("message", ""))
+
+    @property
+    def contract(self) -> bool:
+        return bool(self.error.get("contract"))
+
+    def describe(self) -> str:
+        """One line for the student: what was raised and where in their code."""
+        e = self.error
+        text = e["message"] if e.get("contract") else f"{e['type']}: {e['message']}"
+        text = text.strip().splitlines()[0] if text.strip() else e["type"]
+        if e.get("where"):
+            text += f" ({e['where']})"
+        return text
+
+
+class WorkerTimeout(WorkerError):
+    """The student's code ran past the time limit of a request or of the whole submission."""
+
+
+class WorkerCrashed(WorkerError):
+    """The worker process died or sent something that is not a reply."""
+
+
+@dataclass
+class Reply:
+    result: dict[str, Any]
+    tensors: dict[str, Any]
+
+
+@dataclass
+class WorkerSettings:
+    """How workers are started and bounded. ``threads`` should be cores / concurrent workers:
+    oversubscribed torch threads make training steps many times slower."""
+
+    isolation: str = "auto"
+    threads: int = 1
+    slot: int = 0
+    call_timeout: float = 60.0
+    total_timeout: float = 600.0
+    start_timeout: float = 60.0
+    max_reply_bytes: int = 512 * 2**20
+    log_bytes: int = 64 * 1024
+    max_restarts: int = 10
+    limits: sandbox.Limits = field(default_factory=sandbox.Limits)
+
+
+class _BoundedLog:
+    """Keeps the head and the tail of a stream so a flood of prints cannot exhaust memory."""
+
+    def __init__(self, limit: int):
+        self.limit, self.head, self.tail, self.dropped = limit, bytearray(), bytearray(), 0
+        self.lock = threading.Lock()
+
+    def add(self, data: bytes) -> None:
+        with self.lock:
+            room = self.limit // 2 - len(self.head)
+            if room > 0:
+                self.head += data[:room]
+                data = data[room:]
+            self.tail += data
+            if len(self.tail) > self.limit // 2:
+                cut = len(self.tail) - self.limit // 2
+                self.dropped += cut
+                del self.tail[:cut]
+
+    def text(self) -> str:
+        with self.lock:
+            middle = f"\n[... {self.dropped:,} bytes of output cut ...]\n" if self.dropped else ""
+            return (bytes(self.head).decode(errors="replace") + middle
+                    + bytes(self.tail).decode(errors="replace"))
+
+
+class WorkerClient:
+    """A worker for one submission folder. Use as a context manager."""
+
+    def __init__(self, submission: Path, settings: WorkerSettings | None = None):
+        self.submission = Path(submission).resolve()
+        self.settings = settings or WorkerSettings()
+        self.log = _BoundedLog(self.settings.log_bytes)
+        self.isolation_description = ""
+        self.starts = 0
+        self._proc: subprocess.Popen | None = None
+        self._launch: sandbox.Launch | None = None
+        self._deadline = time.monotonic() + self.settings.total_timeout
+        self._next_id = 0
+        self._info: dict[str, Any] = {}
+        self.data_dir = Path(tempfile.mkdtemp(prefix="grader-data-"))
+        os.chmod(self.data_dir, 0o755)
+        self._in_sandbox = False
+        self._ready = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def __enter__(self) -> WorkerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the worker said about itself at start (python, torch, threads, cuda)."""
+        return self._info
+
+    def start(self) -> None:
+        """Start a worker if none is running (and the restart budget allows), and wait until it
+        answers."""
+        self.launch()
+        self._await_ready()
+
+    def launch(self) -> None:
+        """Start the worker process without waiting for it: its ``import torch`` then overlaps
+        with whatever the caller does next (e.g. importing the checks)."""
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        self._stop()
+        if self.starts > self.settings.max_restarts:
+            raise WorkerCrashed("the worker process was restarted too often; giving up on the "
+                                "remaining checks")
+        self.starts += 1
+        launch = sandbox.plan_launch(
+            self._command,
+            submission_dir=self.submission,
+            extra_ro_binds=[(WORKER_PACKAGE, SANDBOX_WORKER), (SHARED_PACKAGE, SANDBOX_SHARED),
+                            (self.data_dir, SANDBOX_DATA)],
+            isolation=self.settings.isolation,
+            limits=self.settings.limits,
+            slot=self.settings.slot,
+            threads=self.settings.threads,
+        )
+        self._launch = launch
+        self._in_sandbox = launch.isolation == "bwrap"
+        self.isolation_description = launch.description
+        self._proc = subprocess.Popen(
+            launch.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=launch.env, cwd=launch.cwd, preexec_fn=launch.preexec_fn, start_new_session=True,
+        )
+        threading.Thread(target=self._drain_stderr, args=(self._proc,), daemon=True).start()
+        self._ready = False
+
+    def _await_ready(self) -> None:
+        if self._ready:
+            return
+        reply = self._exchange("ping", {}, {}, self.settings.start_timeout)
+        self._info = reply.result
+        self._ready = True
+
+    def _command(self, path) -> list[str]:
+        # `path` maps a host path to where the (possibly sandboxed) worker sees it.
+        return [sys.executable, "-I", path(WORKER_PACKAGE / "__main__.py"),
+                "--submission", path(self.submission), "--threads", str(self.settings.threads),
+                "--modules", path(self.modules_dir)]
+
+    @property
+    def modules_dir(self) -> Path:
+        """Where the grader puts modules made from notebooks (shared like :meth:`share_file`);
+        the worker imports from it before the submission folder."""
+        return self.data_dir / MODULES_DIR
+
+    def close(self) -> None:
+        """Stop the worker, release its sandbox and delete its shared files."""
+        self._stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def share_file(self, name: str, data: bytes | None = None, source: Path | None = None) -> str:
+        """Put a file (bytes, or a copy of ``source``; a folder is copied whole) where the
+        worker can read it, and return the path under which the worker sees it."""
+        if "/" in name or name.startswith("."):
+            raise ValueError(f"bad shared file name {name!r}")
+        target = self.data_dir / name
+        if data is not None:
+            target.write_bytes(data)
+        elif source is not None and Path(source).is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        elif source is not None:
+            shutil.copyfile(source, target)
+        for path in [target, *target.rglob("*")] if target.is_dir() else [target]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        return self.worker_path(target)
+
+    def worker_path(self, host_path: Path) -> str:
+        """Where the worker sees a file of :attr:`data_dir` (started or not: decided by the
+        isolation the next start will use)."""
+        rel = Path(host_path).resolve().relative_to(self.data_dir.resolve())
+        in_sandbox = self._in_sandbox if self._proc is not None else sandbox_will_isolate(
+            self.settings.isolation)
+        return str((Path(SANDBOX_DATA) if in_sandbox else self.data_dir) / rel)
+
+    def _stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                try:
+                    proc.stdin.close()
+                    proc.wait(timeout=2)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+            if proc.poll() is None:
+                _kill_group(proc)
+            for stream in (proc.stdin, proc.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        if self._launch is not None:
+            self._launch.cleanup()
+            self._launch = None
+
+    def _drain_stderr(self, proc: subprocess.Popen) -> None:
+        for chunk in iter(lambda: proc.stderr.read1(65536), b""):
+            self.log.add(chunk)
+
+    # -- requests ------------------------------------------------------------------------
+    def request(self, task: str, args: dict[str, Any] | None = None,
+                tensors: dict[str, Any] | None = None, timeout: float | None = None) -> Reply:
+        """Run one task in the worker and return its reply.
+
+        Raises :class:`StudentCodeError` when the student's code raised,
+        :class:`WorkerTimeout` when it ran too long (the worker is then killed), and
+        :class:`WorkerCrashed` when the process died or replied with garbage.
+        """
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise WorkerTimeout(f"the submission used up its total time of "
+                                f"{self.settings.total_timeout:.0f} s")
+        self.start()
+        limit = min(timeout or self.settings.call_timeout, remaining)
+        return self._exchange(task, args or {}, tensors or {}, limit)
+
+    def _exchange(self, task: str, args: dict[str, Any], tensors: dict[str, Any],
+                  timeout: float) -> Reply:
+        proc = self._proc
+        assert proc is not None
+        self._next_id += 1
+        frame = protocol.pack({"id": self._next_id, "task": task, "args": args}, tensors)
+        deadline = time.monotonic() + timeout
+        try:
+            _write_all(proc, frame, deadline)
+            header = self._read(proc, protocol.HEADER_SIZE, deadline)
+            n_json, n_blob = protocol.parse_header(header, self.settings.max_reply_bytes)
+            body = self._read(proc, n_json, deadline)
+            blob = self._read(proc, n_blob, deadline)
+            message, out = protocol.unpack_body(body, blob)
+        except WorkerTimeout:
+            self._stop()
+            raise WorkerTimeout(f"no answer within {timeout:.0f} s (an endless loop, or far too "
+                                f"much work?); the worker was stopped") from None
+        except protocol.ProtocolError as exc:
+            self._stop()
+            raise WorkerCrashed(str(exc)) from None
+        except (EOFError, BrokenPipeError, OSError):
+            code = self._wait_exit(proc)
+            self._stop()
+            raise WorkerCrashed(_exit_reason(code)) from None
+        if message.get("id") != self._next_id:
+            self._stop()
+            raise WorkerCrashed("the worker answered out of turn")
+        if not message.get("ok"):
+            raise StudentCodeError(message.get("error") or {"type": "Error", "message": "?"})
+        return Reply(message.get("result") or {}, out)
+
+    def _read(self, proc: subprocess.Popen, n: int, deadline: float) -> bytes:
+        fd = proc.stdout.fileno()
+        chunks, left = [], n
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while left:
+                wait = deadline - time.monotonic()
+                if wait <= 0 or not sel.select(wait):
+                    raise WorkerTimeout()
+                chunk = os.read(fd, min(left, 1 << 20))
+                if not chunk:
+                    raise EOFError
+                chunks.append(chunk)
+                left -= len(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _wait_exit(proc: subprocess.Popen) -> int | None:
+        try:
+            return proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+def sandbox_will_isolate(isolation: str) -> bool:
+    """Whether a worker started with this isolation setting runs inside bubblewrap."""
+    return isolation == "bwrap" or (isolation == "auto" and sandbox.isolation_available()[0])
+
+
+def _write_all(proc: subprocess.Popen, data: bytes, deadline: float) -> None:
+    fd = proc.stdin.fileno()
+    view = memoryview(data)
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_WRITE)
+        while view:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not sel.select(wait):
+                raise WorkerTimeout()
+            n = os.write(fd, view[: 1 << 20])
+            view = view[n:]
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    # The worker leads its own session: killing the group also ends what the student forked.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is None:
+        return "the worker process stopped answering"
+    if code < 0:
+        sig = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else -code
+        hint = " (out of memory?)" if sig == "SIGKILL" else ""
+        return f"the worker process was killed by {sig}{hint}"
+    return f"the worker process exited with code {code} (did the code call exit()?)"
