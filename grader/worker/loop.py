@@ -22,7 +22,25 @@ def _configure_torch(threads: int) -> None:
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.benchmark = False
     torch.set_float32_matmul_precision("highest")
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    # The same switch as torch.use_deterministic_algorithms(True, warn_only=True), without its
+    # import of torch._inductor.config (dynamo and sympy: ~0.9 s per worker start). Inductor's
+    # own flag is set when inductor is first used, through torch.compile.
+    torch._C._set_deterministic_algorithms(True, warn_only=True)
+    _deterministic_compile(torch)
+
+
+def _deterministic_compile(torch) -> None:
+    original = torch.compile
+
+    def compile(*args, **kwargs):
+        import torch._inductor.config as inductor_config
+
+        inductor_config.deterministic = True
+        return original(*args, **kwargs)
+
+    compile.__wrapped__ = original
+    compile.__doc__ = original.__doc__
+    torch.compile = compile
 
 
 def main(argv: list[str] | None = None) -> int:
