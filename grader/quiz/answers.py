@@ -1,393 +1,79 @@
-"""Reading and checking learners' answers. Nothing a learner types is ever evaluated as code.
+"""Checking learners' answers against an instance: numbers (through :mod:`.numbers` and
+:mod:`.units`), choices and short text. Nothing a learner types is ever evaluated as code.
 
-Numbers go through a small recursive-descent parser over a fixed grammar::
-
-    answer  := expr unit*
-    expr    := term (('+' | '-') term)*
-    term    := unary (('*' | '/') unary)*
-    unary   := ('+' | '-' | '√') unary | power
-    power   := postfix (('^' | '**') unary)?       # right-associative; -2^2 = -4
-    postfix := atom '%'?                           # 12.5% = 0.125
-    atom    := NUMBER | 'pi' | 'e' | FUNC '(' expr ')' | '(' expr ')'
-    FUNC    := ln | log (natural) | log2 | log10 | sqrt | exp
-
-Accepted forms: ``2.99``, ``3``, ``3e0``, ``.5``, ``-0.5``, ``1/8``, ``12.5%``, ``ln(20)``,
-``log2(8)``, ``sqrt(64)``, ``√64``, ``exp(1)``, ``2^10``, ``2**10``, ``2*12*1024*768*4`` and
-``1,024`` / ``124,439,808``: a comma is read only as a thousands separator (groups of exactly three
-digits), so ``1,5`` is refused rather than guessed at. ``×``, ``·``, ``÷`` and the minus sign ``−``
-are read as ``*``, ``*``, ``/`` and ``-``. ``^`` is a power, never XOR. ``log`` is the natural log,
-as in Python and numpy.
-
-After the number may come unit words, for questions that declare a unit family (bytes, bits, nats,
-count, percent); without a unit the answer is in the question's base unit. Anything else is
-*unreadable*: the learner is told their answer could not be read, which is not a wrong answer.
+A numeric answer is ``correct`` inside the tolerance; a listed mistake is ``wrong`` with its own
+feedback (and a value the course text itself states wrongly says so); a correctly rounded number
+coarser than the precision the prompt asks for is ``reask`` ("right to 3 significant figures;
+this question wants the exact count"), as is a fraction on a percent question ("did you mean
+78 %?"); the right number with the wrong unit earns ``partial`` credit. A multiple-select answer
+earns partial credit (right picks minus wrong picks, over the correct choices); a chosen
+distractor's own feedback is shown. Short text matches ignoring case, punctuation and articles,
+with ``x^(1/2)`` / ``x**0.5`` read as ``sqrt(x)`` and a parenthetical remark allowed
+(``T5 (encoder-decoder)``).
 """
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
-from dataclasses import dataclass
 
-from .model import Instance, Tolerance, Verdict
-
-MAX_LENGTH = 200
-MAX_DEPTH = 40
-FORMS_HELP = "2.99, 1/8, 12.5%, ln(20), log2(8), sqrt(64), 2^10 or 1,024"
-
-
-class Unreadable(ValueError):
-    """The answer could not be read; the message says why, in the learner's terms."""
-
-
-# ---------------------------------------------------------------------------- numbers
-
-_NUMBER = re.compile(
-    r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?"
+from .model import Instance, Precision, Tolerance, Verdict, needed_precision, round_sig
+from .numbers import FORMS_HELP, MAX_LENGTH, ParsedNumber, Unreadable, format_number, parse_number
+from .units import (
+    BINARY_NAME,
+    COUNT_NOUNS,
+    UNIT_FAMILIES,
+    ReadNumber,
+    known_units,
+    read_number,
 )
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
-_OPS = ("**", "+", "-", "*", "/", "^", "(", ")", "%", "√")
-_REPLACE = {"−": "-", "–": "-", "×": "*", "·": "*", "⋅": "*", "÷": "/", "π": "pi", "\u00a0": " "}
 
-FUNCTIONS = {
-    "ln": math.log,
-    "log": math.log,
-    "log2": math.log2,
-    "log10": math.log10,
-    "sqrt": math.sqrt,
-    "exp": math.exp,
-}
-CONSTANTS = {"pi": math.pi, "e": math.e}
-
-
-@dataclass
-class _Tok:
-    kind: str  # "num", "id", "op"
-    text: str
-    pos: int
-
-
-def _tokenize(text: str) -> list[_Tok]:
-    toks: list[_Tok] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch.isspace():
-            i += 1
-            continue
-        if ch.isdigit() or (ch == "." and i + 1 < len(text) and text[i + 1].isdigit()):
-            m = _NUMBER.match(text, i)
-            assert m is not None
-            tok = m.group(0)
-            end = m.end()
-            if text[end:end + 1] == "," and text[end + 1:end + 2].isdigit():
-                raise Unreadable(
-                    f"'{text[i:end + 2]}…': use '.' for decimals; a comma may only group "
-                    "thousands, as in 1,024"
-                )
-            toks.append(_Tok("num", tok, i))
-            i = end
-            continue
-        m = _IDENT.match(text, i)
-        if m:
-            toks.append(_Tok("id", m.group(0), i))
-            i = m.end()
-            continue
-        for op in _OPS:
-            if text.startswith(op, i):
-                toks.append(_Tok("op", op, i))
-                i += len(op)
-                break
-        else:
-            raise Unreadable(f"unexpected character {ch!r}")
-    return toks
-
-
-def _check_finite(x: float) -> float:
-    if isinstance(x, complex) or not math.isfinite(x):
-        raise Unreadable("the number is too large or undefined")
-    return x
-
-
-class _Parser:
-    def __init__(self, toks: list[_Tok]):
-        self.toks = toks
-        self.i = 0
-        self.depth = 0
-        self.percent = False
-
-    def peek(self) -> _Tok | None:
-        return self.toks[self.i] if self.i < len(self.toks) else None
-
-    def take_op(self, *ops: str) -> str | None:
-        t = self.peek()
-        if t is not None and t.kind == "op" and t.text in ops:
-            self.i += 1
-            return t.text
-        return None
-
-    def enter(self) -> None:
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise Unreadable("too deeply nested")
-
-    def expr(self) -> float:
-        self.enter()
-        value = self.term()
-        while (op := self.take_op("+", "-")) is not None:
-            rhs = self.term()
-            value = value + rhs if op == "+" else value - rhs
-        self.depth -= 1
-        return _check_finite(value)
-
-    def term(self) -> float:
-        value = self.unary()
-        while (op := self.take_op("*", "/")) is not None:
-            rhs = self.unary()
-            if op == "*":
-                value = _check_finite(value * rhs)
-            elif rhs == 0:
-                raise Unreadable("division by zero")
-            else:
-                value = value / rhs
-        return value
-
-    def unary(self) -> float:
-        self.enter()
-        op = self.take_op("+", "-", "√")
-        if op == "-":
-            value = -self.unary()
-        elif op == "+":
-            value = self.unary()
-        elif op == "√":
-            value = _apply("sqrt", self.unary())
-        else:
-            value = self.power()
-        self.depth -= 1
-        return value
-
-    def power(self) -> float:
-        base = self.postfix()
-        if self.take_op("^", "**") is not None:
-            exponent = self.unary()
-            if abs(exponent) > 4096:
-                raise Unreadable("the exponent is too large")
-            if base == 0 and exponent < 0:
-                raise Unreadable("division by zero")
-            try:
-                value = base**exponent
-            except OverflowError:
-                raise Unreadable("the number is too large") from None
-            if isinstance(value, complex):
-                raise Unreadable("a negative number to a fractional power is undefined")
-            return _check_finite(float(value))
-        return base
-
-    def postfix(self) -> float:
-        value = self.atom()
-        if self.take_op("%") is not None:
-            self.percent = True
-            value = value / 100
-        return value
-
-    def atom(self) -> float:
-        t = self.peek()
-        if t is None:
-            raise Unreadable("it ends too early")
-        if t.kind == "num":
-            self.i += 1
-            return _check_finite(float(t.text.replace(",", "")))
-        if t.kind == "op" and t.text == "(":
-            self.i += 1
-            value = self.expr()
-            if self.take_op(")") is None:
-                raise Unreadable("a '(' is not closed")
-            return value
-        if t.kind == "id":
-            name = t.text.lower()
-            if name in FUNCTIONS:
-                self.i += 1
-                if self.take_op("(") is None:
-                    raise Unreadable(f"write {name}(...) with parentheses")
-                arg = self.expr()
-                if self.take_op(")") is None:
-                    raise Unreadable(f"the '(' after {name} is not closed")
-                return _apply(name, arg)
-            if name in CONSTANTS:
-                self.i += 1
-                return CONSTANTS[name]
-            raise Unreadable(f"'{t.text}' is not a number or a known function")
-        raise Unreadable(f"unexpected '{t.text}'")
-
-
-def _apply(name: str, arg: float) -> float:
-    if name in ("ln", "log", "log2", "log10") and arg <= 0:
-        raise Unreadable(f"{name} of a number <= 0 is undefined")
-    if name == "sqrt" and arg < 0:
-        raise Unreadable("the square root of a negative number is undefined")
-    try:
-        return _check_finite(FUNCTIONS[name](arg))
-    except OverflowError:
-        raise Unreadable("the number is too large") from None
-
-
-@dataclass
-class ParsedNumber:
-    value: float
-    words: list[str]  # trailing unit words, lower-cased
-    percent: bool  # a '%' was used (and already divided by 100)
-
-
-def parse_number(text: str) -> ParsedNumber:
-    """Parse a typed number with optional trailing unit words; :class:`Unreadable` otherwise."""
-    if not isinstance(text, str):
-        text = str(text)
-    text = text.strip()
-    if not text:
-        raise Unreadable("the answer is empty")
-    if len(text) > MAX_LENGTH:
-        raise Unreadable(f"the answer is longer than {MAX_LENGTH} characters")
-    for a, b in _REPLACE.items():
-        text = text.replace(a, b)
-    toks = _tokenize(text)
-    parser = _Parser(toks)
-    value = parser.expr()
-    words = []
-    for t in toks[parser.i :]:
-        if t.kind == "id":
-            words.append(t.text.lower())
-        elif t.kind == "op" and t.text == "%" and not words:
-            parser.percent = True
-            value /= 100
-        elif t.kind == "num":
-            raise Unreadable("two numbers in a row (write 1024 or 1,024, not 1 024)")
-        else:
-            raise Unreadable(f"unexpected '{t.text}'")
-    return ParsedNumber(value, words, parser.percent)
-
-
-# ---------------------------------------------------------------------------- units
-
-_LN2 = math.log(2)
-
-# Each family: its base unit's display name and the words accepted after a number (multipliers).
-UNIT_FAMILIES: dict[str, tuple[str, dict[str, float]]] = {
-    "bytes": (
-        "bytes",
-        {
-            "b": 1, "byte": 1, "bytes": 1,
-            "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
-            "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
-            "bit": 1 / 8, "bits": 1 / 8,
-        },
-    ),
-    "bits": ("bits", {"bit": 1, "bits": 1, "nat": 1 / _LN2, "nats": 1 / _LN2}),
-    "nats": ("nats", {"nat": 1, "nats": 1, "bit": _LN2, "bits": _LN2}),
-    "count": (
-        "",
-        {
-            "k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "mn": 1e6,
-            "b": 1e9, "bn": 1e9, "billion": 1e9, "t": 1e12, "trillion": 1e12,
-        },
-    ),
-    "percent": ("%", {"percent": 1, "pct": 1}),
-}
-# Nouns a count may carry ("1.4T tokens"); they do not change the number.
-COUNT_NOUNS = {
-    "token", "tokens", "param", "params", "parameter", "parameters", "weight", "weights",
-    "update", "updates", "step", "steps", "position", "positions", "entry", "entries",
-    "merge", "merges", "example", "examples", "element", "elements", "float", "floats",
-    "number", "numbers", "key", "keys", "score", "scores", "bit", "bits", "times", "x",
-}
-_DECIMAL_BYTES = {"kb": "kib", "mb": "mib", "gb": "gib", "tb": "tib"}
-
-
-def known_units() -> list[str]:
-    return sorted(UNIT_FAMILIES)
-
-
-@dataclass
-class ReadNumber:
-    value: float  # in the question's base unit
-    read_as: str  # how it was understood, for feedback
-    alternative: float | None = None  # e.g. MB read as MiB
-
-
-def read_number(text: str, unit: str | None = None) -> ReadNumber:
-    """Read a numeric answer in the base unit of ``unit`` (``None``: a plain number)."""
-    parsed = parse_number(text)
-    value = parsed.value
-    words = parsed.words
-    if unit == "percent" and parsed.percent:
-        value *= 100
-    if not words:
-        return ReadNumber(value, format_number(value))
-    if unit is None:
-        raise Unreadable(f"'{' '.join(words)}' after the number: this question takes a plain "
-                         "number")
-    base_name, table = UNIT_FAMILIES[unit]
-    if unit == "count":
-        words = [w for w in words if w not in COUNT_NOUNS]
-    if not words:
-        return ReadNumber(value, format_number(value))
-    if len(words) > 1 or words[0] not in table:
-        allowed = ", ".join(sorted({w for w in table if len(w) <= 4 or w.endswith("s")}))
-        raise Unreadable(f"'{' '.join(words)}' is not a unit this question understands ({allowed})")
-    word = words[0]
-    factor = table[word]
-    result = value * factor
-    shown = f"{format_number(value)} {word}"
-    read_as = shown if factor == 1 else f"{shown} = {format_number(result)} {base_name}".rstrip()
-    alternative = None
-    if unit == "bytes" and word in _DECIMAL_BYTES:
-        alternative = value * table[_DECIMAL_BYTES[word]]
-    return ReadNumber(result, read_as, alternative)
-
-
-def format_number(x: float) -> str:
-    """A number as people write it: ``18,874,368``, ``2.996``, ``0.0003``, ``1.2e-07``."""
-    if x is None:
-        return ""
-    if isinstance(x, bool):
-        x = int(x)
-    if float(x).is_integer() and abs(x) < 1e16:
-        return f"{int(x):,}"
-    ax = abs(x)
-    if 1e-4 <= ax < 1e16:
-        s = f"{x:.4g}" if ax < 1e6 else f"{x:,.1f}"
-        if "e" in s:
-            s = f"{x:.6f}".rstrip("0")
-        return s
-    return f"{x:.4g}"
-
+__all__ = [
+    "COUNT_NOUNS", "FORMS_HELP", "MAX_LENGTH", "UNIT_FAMILIES", "ParsedNumber", "ReadNumber",
+    "Unreadable", "check_answer", "example_answer", "format_number", "known_units", "letter",
+    "normalize_text", "parse_choices", "parse_number", "read_number", "text_matches",
+    "wrong_answer",
+]
 
 # ---------------------------------------------------------------------------- text
 
 _ARTICLES = {"a", "an", "the"}
 _SYMBOLS = {"√": " sqrt ", "×": " x ", "−": "-", "–": "-", "—": "-", "π": " pi "}
+# "d_k^(1/2)", "d_k**0.5", "d_k^.5" → "sqrt(d_k)": the same square root, written as a power.
+_HALF_POWER = re.compile(r"([\w.]+|\([^()]*\))\s*(?:\^|\*\*)\s*(?:\(\s*1\s*/\s*2\s*\)|"
+                         r"\(?\s*0?\.5\s*\)?|1/2)")
+_PARENTHETICAL = re.compile(r"\(([^()]*)\)")
 
 
 def normalize_text(text: str) -> str:
     """Case, whitespace, punctuation and articles do not matter: ``"The Decoder-only!"`` →
-    ``"decoder only"``."""
+    ``"decoder only"``; a half power is a square root (``"d_k^(1/2)"`` → ``"sqrt d k"``)."""
     text = unicodedata.normalize("NFKC", str(text))
+    text = _HALF_POWER.sub(lambda m: f" sqrt {m.group(1)} ", text)
     for a, b in _SYMBOLS.items():
         text = text.replace(a, b)
     text = text.casefold()
     text = re.sub(r"[\W_]+", " ", text)
-    return " ".join(w for w in text.split() if w not in _ARTICLES)
+    words = text.split()
+    kept = [w for w in words if w not in _ARTICLES]
+    return " ".join(kept if kept else words)  # "a n" (a BPE pair) is not all articles
+
+
+def _same(a: str, b: str) -> bool:
+    return bool(a) and (a == b or a.replace(" ", "") == b.replace(" ", ""))
 
 
 def text_matches(given: str, accepted: list[str]) -> bool:
+    """Whether ``given`` is one of the ``accepted`` forms (see :func:`normalize_text`); a
+    parenthetical remark after a right answer is allowed: ``"T5 (encoder-decoder)"``."""
+    forms = [normalize_text(a) for a in accepted]
     g = normalize_text(given)
     if not g:
         return False
-    for a in accepted:
-        n = normalize_text(a)
-        if g == n or g.replace(" ", "") == n.replace(" ", ""):
-            return True
-    return False
+    if any(_same(g, n) for n in forms):
+        return True
+    main = normalize_text(_PARENTHETICAL.sub(" ", str(given)))
+    return main != g and any(_same(main, n) for n in forms)
 
 
 # ---------------------------------------------------------------------------- choices
@@ -396,6 +82,7 @@ LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
 def letter(i: int) -> str:
+    """The letter of choice ``i`` (0 → ``a``)."""
     return LETTERS[i]
 
 
@@ -451,6 +138,7 @@ def parse_choices(text: str, choices: list[str], multiple: bool) -> list[int]:
 
 
 def unreadable_message(given: str, reason: str, inst: Instance | None = None) -> str:
+    """The message for an answer that could not be read, with how to write one."""
     if inst is not None and inst.kind in ("single", "multiple"):
         how = f"the letter of a choice (a–{letter(len(inst.choices) - 1)})"
         if inst.kind == "multiple":
@@ -480,37 +168,93 @@ def _join(value: object) -> str:
     return str(value)
 
 
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(abs(a), abs(b)) + 1e-300
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def rounded_form(got: ReadNumber, value: float, precision: Precision) -> str | None:
+    """When ``got`` is ``value`` correctly rounded but coarser than ``precision`` asks: what it
+    is right to (``"3 significant figures"``); otherwise ``None``."""
+    if not value:
+        return None
+    if precision.kind == "dp":
+        d = got.decimals
+        if d is not None and d < precision.digits and _close(got.value, round(value, d)):
+            return _plural(d, "decimal place")
+    s = got.sig
+    # Two figures at least: any one-figure guess is "a rounding" of something nearby.
+    if s is not None and s >= 2 and (precision.kind == "exact" or s < precision.digits or
+                          precision.kind == "dp"):
+        if _close(got.value, round_sig(value, s)):
+            return _plural(s, "significant figure")
+    return None
+
+
+def mistake_matches(tol: Tolerance, given: float, mistake: float) -> bool:
+    """Whether ``given`` is the listed mistake (inside the tolerance around the mistake)."""
+    return Tolerance(abs=tol.abs, rel=max(tol.rel, 1e-9), sig=tol.sig).accepts(given, mistake)
+
+
 def _check_numeric(inst: Instance, text: str) -> Verdict:
     assert inst.value is not None
     got = read_number(text, inst.unit)
     expected = inst.value
     tol = inst.tolerance
+    reveal = f" The answer is {inst.display}."
+
+    def verdict(status: str, feedback: str, credit: float = 0.0) -> Verdict:
+        told = f"Not quite: you answered {got.read_as}." if status == "wrong" else ""
+        feedback = " ".join(p for p in (told, feedback) if p)
+        return Verdict(status, feedback + reveal, text, got.read_as, inst.display, feedback,
+                       credit)
+
     if tol.accepts(got.value, expected):
         return Verdict("correct", "Correct.", text, got.read_as, inst.display)
     if got.alternative is not None and tol.accepts(got.alternative, expected):
-        word = got.read_as.split()[1]
-        binary = {"kb": "KiB", "mb": "MiB", "gb": "GiB", "tb": "TiB"}[word]
+        word = got.unit_word
+        binary = BINARY_NAME[word]
         return Verdict(
             "correct",
-            f"Correct (read as {binary}; strictly, {word.upper()} means a power of 1000 and "
-            f"{binary} a power of 1024).",
+            f"Correct (read as {binary}; strictly, {word.upper() if len(word) == 2 else word} "
+            f"means a power of 1000 and {binary} a power of 1024).",
             text, got.read_as, inst.display,
         )
-    message = f"Not quite: you answered {got.read_as}; the answer is {inst.display}."
+    named = []  # several mistakes may give the same number: name every one
     for mistake in inst.mistakes:
-        if Tolerance(abs=tol.abs, rel=max(tol.rel, 1e-9)).accepts(got.value, mistake.value):
-            message += " " + mistake.message
-            break
-    else:
-        width = tol.width(expected)
-        if width and abs(got.value - expected) <= 5 * width:
-            message += (f" Close, but outside the tolerance ({tol.describe(expected)}): keep "
-                        "more digits.")
-        elif expected and tol.accepts(got.value * 100, expected) and inst.unit == "percent":
-            message += " That looks like a fraction: this question asks for a percentage."
-        elif expected and inst.unit != "percent" and tol.accepts(got.value / 100, expected):
-            message += " That is 100 times too large: give a fraction, not a percentage."
-    return Verdict("wrong", message, text, got.read_as, inst.display)
+        if mistake_matches(tol, got.value, mistake.value):
+            text_says = ("That is the value the course text states, but the text is wrong "
+                         "here: ") if mistake.course_text else ""
+            if text_says + mistake.message not in named:
+                named.append(text_says + mistake.message)
+    if named:
+        return verdict("wrong", " Or: ".join(named))
+    precision = inst.precision or needed_precision(expected, tol)
+    right_to = rounded_form(got, expected, precision)
+    if right_to:
+        wants = precision.phrase(inst.unit)
+        return verdict("reask", f"Right to {right_to}, but this question wants {wants}: "
+                       "give more digits.")
+    if inst.unit == "percent" and not got.percent and tol.accepts(got.value * 100, expected):
+        pct = format_number(got.value * 100)
+        return verdict("reask", f"Did you mean {pct} %? This question asks for a percentage: "
+                       f"write {pct} or {pct}%.")
+    if (got.unit_word and inst.unit in ("bytes", "bits", "nats") and got.number is not None
+            and got.value != got.number and tol.accepts(got.number, expected)):
+        base = UNIT_FAMILIES[inst.unit][0]
+        return verdict("partial", f"The number is right but not the unit: {got.read_as}, and "
+                       f"the answer is in {base}. Half credit.", credit=0.5)
+    hint = ""
+    width = tol.width(expected)
+    if width and abs(got.value - expected) <= 5 * width:
+        hint = (f"Close, but outside the tolerance ({tol.describe(expected)}): the question "
+                f"wants {precision.phrase(inst.unit)}; keep more digits.")
+    elif expected and inst.unit != "percent" and tol.accepts(got.value / 100, expected):
+        hint = "That is 100 times too large: give a fraction, not a percentage."
+    return verdict("wrong", hint)
 
 
 def _check_choices(inst: Instance, text: str) -> Verdict:
@@ -518,17 +262,31 @@ def _check_choices(inst: Instance, text: str) -> Verdict:
     read_as = ", ".join(letter(i) for i in picked)
     if sorted(picked) == sorted(inst.correct):
         return Verdict("correct", "Correct.", text, read_as, inst.display)
-    message = f"Not quite: you chose {read_as}; the answer is {inst.display}."
+    notes = [f"{letter(i)}) {inst.feedback[i]}" if inst.kind == "multiple" else inst.feedback[i]
+             for i in picked if i not in inst.correct and i in inst.feedback]
+    credit = 0.0
     if inst.kind == "multiple":
+        hits = sum(1 for i in picked if i in inst.correct)
+        wrong_picks = len(picked) - hits
+        credit = max(0.0, (hits - wrong_picks) / len(inst.correct))
         missed = [letter(i) for i in inst.correct if i not in picked]
         extra = [letter(i) for i in picked if i not in inst.correct]
-        notes = []
+        parts = []
         if missed:
-            notes.append("missed " + ", ".join(missed))
+            parts.append(f"missed {len(missed)} correct choice{'s' if len(missed) > 1 else ''}")
         if extra:
-            notes.append("should not have chosen " + ", ".join(extra))
-        message += " (" + "; ".join(notes) + ")."
-    return Verdict("wrong", message, text, read_as, inst.display)
+            parts.append("should not have chosen " + ", ".join(extra))
+        notes.insert(0, "(" + "; ".join(parts) + ")")
+        if credit:
+            notes.append(f"Partial credit: {credit:.0%}.")
+    status = "partial" if credit > 0 else "wrong"
+    feedback = " ".join([f"Not quite: you chose {read_as}.", *notes])
+    message = feedback + f" The answer is {inst.display}."
+    if inst.kind == "multiple":
+        missed = [letter(i) for i in inst.correct if i not in picked]
+        if missed:
+            message += f" (missed {', '.join(missed)})"
+    return Verdict(status, message, text, read_as, inst.display, feedback, credit)
 
 
 def _check_text(inst: Instance, text: str) -> Verdict:
@@ -536,10 +294,9 @@ def _check_text(inst: Instance, text: str) -> Verdict:
         raise Unreadable("the answer is empty")
     if text_matches(text, inst.accepted):
         return Verdict("correct", "Correct.", text, text, inst.display)
-    return Verdict(
-        "wrong", f"Not quite: you answered {text!r}; the answer is {inst.display}.", text, text,
-        inst.display,
-    )
+    feedback = f"Not quite: you answered {text!r}."
+    return Verdict("wrong", f"{feedback} The answer is {inst.display}.", text, text, inst.display,
+                   feedback)
 
 
 # ---------------------------------------------------------------------------- for tests and checks
@@ -565,8 +322,7 @@ def wrong_answer(inst: Instance) -> str:
     if inst.kind == "single":
         other = next(i for i in range(len(inst.choices)) if i not in inst.correct)
         return letter(other)
-    if inst.kind == "multiple":
+    if inst.kind == "multiple":  # only distractors: no partial credit
         wrong_ones = [i for i in range(len(inst.choices)) if i not in inst.correct]
-        picked = sorted(inst.correct[1:] + wrong_ones[:1]) if wrong_ones else inst.correct[1:]
-        return ", ".join(letter(i) for i in picked) or letter(wrong_ones[0])
+        return ", ".join(letter(i) for i in wrong_ones[:2])
     return "certainly not the answer"

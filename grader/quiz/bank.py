@@ -12,9 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from .answers import check_answer, example_answer, wrong_answer
-from .instance import instantiate
-from .model import Bank, Question, derive_seed
+from .model import Bank, Question
 from .schema import BankError, validate_bank
 
 ENV_VAR = "GRADER_QUIZZES"
@@ -87,8 +85,13 @@ def load_bank(path: str | os.PathLike) -> Bank:
     return validate_bank(data, path, lines)
 
 
+ITEMS_FILE = "course-items.yaml"  # the coverage list (see .coverage), not a bank
+
+
 def bank_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+    """The bank files of a directory (every ``*.yaml`` but the course-items list)."""
+    return sorted(p for p in directory.glob("*.y*ml")
+                  if p.suffix in (".yaml", ".yml") and p.name != ITEMS_FILE)
 
 
 def load_banks(directory: str | os.PathLike | None = None) -> list[Bank]:
@@ -130,27 +133,3 @@ def find_question(banks: list[Bank], question_id: str) -> Question:
             if q.id == question_id:
                 return q
     raise KeyError(question_id)
-
-
-def self_test(banks: list[Bank], seeds: int = 5) -> list[str]:
-    """Instantiate every question (parameterised ones for ``seeds`` seeds) and check that an
-    example answer is accepted and a wrong one rejected. Returns problems, empty when all is well.
-    """
-    problems = []
-    for bank in banks:
-        for q in bank.questions:
-            for s in range(seeds if q.parameterised else 1):
-                seed = derive_seed("self-test", q.id, s + 1)
-                where = f"{bank.path}:{q.line}: question '{q.id}' (variant seed {seed})"
-                try:
-                    inst = instantiate(q, seed)
-                    good = check_answer(inst, example_answer(inst))
-                    bad = check_answer(inst, wrong_answer(inst))
-                except Exception as exc:  # a broken generator or template: report, don't crash
-                    problems.append(f"{where}: {type(exc).__name__}: {exc}")
-                    continue
-                if not good.correct:
-                    problems.append(f"{where}: its own answer is not accepted: {good.message}")
-                if bad.status != "wrong":
-                    problems.append(f"{where}: a wrong answer is not rejected: {bad.message}")
-    return problems

@@ -12,21 +12,28 @@ import getpass
 import os
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
-from ..results import Status, SubmissionResult
-from .bank import find_bank, load_banks, quizzes_dir, self_test
-from .params import GENERATORS
+from grader.model.results import Status, SubmissionResult
+
+from .audit import audit
+from .bank import find_bank, load_banks, quizzes_dir
+from .coverage import ITEMS_FILE, TARGET, check_quotes, coverage, load_items
+from .generators import GENERATORS
+from .model import GRADED_KINDS
 from .practice import run_practice
 from .schema import BankError
-from .sheets import SheetError, grade_sheet, write_sheet
+from .scheduler import mastery_by_concept
+from .sheets import DEFAULT_SHEET_ID, SheetError, grade_sheet, write_sheet
 from .store import Store, default_store_path
 
 USAGE = """\
   grader quiz list [BANK]                       the banks (or one bank's questions)
-  grader quiz check                             validate every bank
-  grader quiz practice [BANK] [--tags T ...]    practise in the terminal
-  grader quiz take BANK --out answers.yaml      write a blank answer sheet
+  grader quiz check [--seeds N] [--course DIR]  prove every bank sound; report coverage
+  grader quiz practice [BANK] [--tags T ...]    practise in the terminal (due reviews first)
+  grader quiz progress [BANK]                   mastery per concept, reviews due
+  grader quiz take BANK --out answers.yaml [--sheet-id ID]   write a blank answer sheet
   grader quiz grade answers.yaml [--json OUT]   grade sheets
 """
 
@@ -53,10 +60,19 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("bank", nargs="?", metavar="BANK")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("check", parents=[common], help="validate every bank (exit 1 on problems)")
-    p.add_argument("--seeds", type=int, default=5, metavar="N",
-                   help="variants of each parameterised question to try (default 5)")
+    p = sub.add_parser("check", parents=[common], help="prove every bank sound over many seeds "
+                       "and report coverage (exit 1 on problems)")
+    p.add_argument("--seeds", type=int, default=40, metavar="N",
+                   help="variants of each parameterised question, per stream (default 40)")
+    p.add_argument("--course", metavar="DIR", help="the course texts: check that every course "
+                   "item's quote is in its source file")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("progress", parents=[common], help="mastery per concept and reviews due")
+    p.add_argument("bank", nargs="?", metavar="BANK", help="a bank (default: all banks)")
+    p.add_argument("--learner", metavar="NAME")
+    p.add_argument("--store", metavar="PATH")
+    p.set_defaults(func=cmd_progress)
 
     p = sub.add_parser("practice", parents=[common], help="practise in the terminal",
                        description="One question at a time with immediate feedback; the next "
@@ -77,6 +93,9 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--learner", metavar="NAME")
     p.add_argument("--attempt", type=int, default=1, metavar="N", help="attempt number "
                    "(new numbers for each attempt; default 1)")
+    p.add_argument("--sheet-id", default=DEFAULT_SHEET_ID, metavar="ID",
+                   help="the instructor's salt for this sheet (e.g. midterm-2026): its variants "
+                   "are drawn from its own seeds, never shown in practice")
     p.set_defaults(func=cmd_take)
 
     p = sub.add_parser("grade", parents=[common], help="grade answer sheets")
@@ -165,18 +184,94 @@ def cmd_check(args) -> int:
     banks = _banks(args)
     if banks is None:
         return 1
-    problems = self_test(banks, seeds=max(1, args.seeds))
+    report = audit(banks, seeds=max(1, args.seeds))
+    problems = list(report.problems)
+    items_path = quizzes_dir(args.quizzes) / ITEMS_FILE
+    cov = None
+    if items_path.is_file():
+        try:
+            items = load_items(items_path)
+        except BankError as exc:
+            problems += exc.messages
+        else:
+            cov = coverage(banks, items)
+            for qid, unknown in sorted(cov.unknown.items()):
+                problems.append(f"question '{qid}': covers unknown course item(s) "
+                                f"{', '.join(unknown)} (see {items_path})")
+            if args.course:
+                problems += check_quotes(items, args.course)
     if problems:
         _err("Some questions do not work:")
         for p in problems:
             _err(f"  {p}")
-        return 1
     total = sum(len(b.questions) for b in banks)
     generators = {q.generator for b in banks for q in b.questions if q.parameterised}
-    print(f"ok: {len(banks)} banks, {total} questions ({sum(b.parameterised for b in banks)} "
-          f"parameterised, {len(generators)} of {len(GENERATORS)} generators) in "
-          f"{quizzes_dir(args.quizzes)}")
+    print(f"{'ok' if not problems else 'FAILED'}: {len(banks)} banks, {total} questions "
+          f"({sum(b.parameterised for b in banks)} parameterised, {len(generators)} of "
+          f"{len(GENERATORS)} generators) in {quizzes_dir(args.quizzes)}")
+    print(f"  {report.variants} variants over {args.seeds} seeds per stream: every own answer "
+          f"accepted, {report.mistakes} listed mistakes rejected with their feedback, worked "
+          f"solutions for every parameterised variant; {report.shared} variants shared by "
+          f"practice and sheets; {report.redraws} unsound or other-stream draws redrawn "
+          f"({report.seconds:.1f}s)")
+    if cov is not None:
+        print(f"  coverage: {len(cov.covered)} of {len(cov.items)} course items "
+              f"({cov.share:.0%}, target {TARGET:.0%}) in {items_path.name}")
+        if cov.missing:
+            print("  not covered yet: " + ", ".join(i.id for i in cov.missing))
+        if cov.share < TARGET:
+            _err(f"Coverage {cov.share:.0%} is below the target {TARGET:.0%}.")
+            return 1
+    return 1 if problems else 0
+
+
+def cmd_progress(args) -> int:
+    banks = _banks(args)
+    if banks is None:
+        return 1
+    if args.bank:
+        try:
+            banks = [find_bank(banks, args.bank)]
+        except KeyError as exc:
+            _err(exc.args[0])
+            return 2
+    items = {q.id: tuple(q.tags) for b in banks for q in b.questions}
+    path = default_store_path(args.store)
+    learner = _learner(args)
+    try:
+        with Store(path) as store:
+            history = [a for a in store.history(learner) if a.question_id in items]
+    except (OSError, sqlite3.Error) as exc:
+        _err(f"Cannot open the practice history {path}: {exc} (use --store PATH)")
+        return 1
+    print(render_progress(mastery_by_concept(items, history, time.time()), learner,
+                          len(history), time.time()))
     return 0
+
+
+def render_progress(rows, learner: str, answered: int, now: float) -> str:
+    """The ``quiz progress`` table: one line per concept, weakest first."""
+    if not answered:
+        return (f"No practice yet for {learner}. Start with: grader quiz practice")
+    width = max(len(r.tag) for r in rows)
+    lines = [f"Progress of {learner}: {answered} answers. Mastery is the recent credit over a "
+             "concept's questions (unanswered count as 0).",
+             f"{'concept':<{width}}  {'mastery':<17}  seen       due  next review"]
+    for r in sorted(rows, key=lambda r: (r.mastery, r.tag)):
+        bar = "#" * round(10 * r.mastery) + "." * (10 - round(10 * r.mastery))
+        if r.next_due is None:
+            when = "-"
+        elif r.next_due <= now:
+            when = "now"
+        else:
+            days = (r.next_due - now) / 86400
+            when = f"in {days:.0f} day{'s' if round(days) != 1 else ''}" if days >= 1 else "today"
+        lines.append(f"{r.tag:<{width}}  {bar} {r.mastery:>5.0%}  {r.seen:>3}/{r.questions:<3}"
+                     f"  {r.due:>4}  {when}")
+    due = sum(r.due for r in rows)
+    lines.append(f"Due for review now: {due} (question-concept pairs). Practise: grader quiz "
+                 "practice")
+    return "\n".join(lines)
 
 
 def cmd_practice(args) -> int:
@@ -225,17 +320,17 @@ def cmd_take(args) -> int:
         _err(exc.args[0])
         return 2
     learner = _learner(args)
-    path = write_sheet(args.out, chosen, learner, args.attempt)
-    n = sum(len(b.questions) for b in chosen)
-    print(f"Wrote {path}: {n} questions for {learner}, attempt {args.attempt}. Fill in the "
-          f"answers, then: grader quiz grade {path}")
+    path = write_sheet(args.out, chosen, learner, args.attempt, args.sheet_id)
+    n = sum(1 for b in chosen for q in b.questions if q.kind in GRADED_KINDS)
+    print(f"Wrote {path}: {n} questions for {learner}, attempt {args.attempt} (sheet "
+          f"{args.sheet_id}). Fill in the answers, then: grader quiz grade {path}")
     return 0
 
 
 def render_summary(result: SubmissionResult, color: bool = False) -> str:
-    """The terminal summary: :func:`grader.summary.render_terminal` when it exists."""
+    """The terminal summary: :func:`grader.out.summary.render_terminal` when it exists."""
     try:
-        from ..summary import render_terminal
+        from grader.out.summary import render_terminal
     except ImportError:
         return _fallback_summary(result)
     return render_terminal(result, color=color)

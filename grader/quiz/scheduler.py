@@ -18,12 +18,20 @@ correctly; so do new questions on a concept the learner keeps missing; a mastere
 streak of correct answers) comes back less and less often, and more likely again the longer it has
 not been asked (spaced repetition). The next question is drawn with probability proportional to
 ``priority ** SHARPNESS`` from a seeded generator.
+
+Time counts too: every answer also updates the question's SM-2 card (:func:`sm2`: due in 1 day,
+then 6, then interval × ease; a miss resets it to 1 day), and a practice session serves today's
+due reviews first (:func:`next_question`), then the weakness-based pick. :func:`mastery_by_concept`
+is the ``grader quiz progress`` view. SM-2 is written here rather than taken from a library: a
+dozen lines, deterministic, and its state is replayed from the stored history, so the database
+keeps only attempts.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from .store import Attempt
 
@@ -97,3 +105,120 @@ def weakest_tags(history: Sequence[Attempt], limit: int = 3) -> list[str]:
             for t in a.tags:
                 misses[t] = misses.get(t, 0) + 1
     return [t for t, _ in sorted(misses.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+
+# ---------------------------------------------------------------------------- time: SM-2
+
+DAY = 86400.0
+EASE_START = 2.5
+EASE_MIN = 1.3
+PASS_QUALITY = 3  # SM-2: a quality of 3 or more is a successful recall
+
+
+@dataclass(frozen=True)
+class Card:
+    """One question's review state after replaying its attempts (SuperMemo's SM-2).
+
+    ``due`` is a time stamp (seconds); ``interval`` is in days; ``reps`` counts successful
+    reviews in a row; ``ease`` is the interval multiplier (never below 1.3).
+    """
+
+    question_id: str
+    reps: int = 0
+    interval: float = 0.0
+    ease: float = EASE_START
+    due: float = 0.0
+    last: float = 0.0
+    reviews: int = 0
+
+
+def sm2(card: Card, quality: int, at: float) -> Card:
+    """The state after one review of ``quality`` (0..5) at time ``at`` (the SM-2 rule)::
+
+        quality >= 3: interval = 1, 6, then interval × ease (days); reps += 1
+        quality <  3: reps = 0, interval = 1 day (the question comes back tomorrow)
+        ease += 0.1 − (5 − q) × (0.08 + (5 − q) × 0.02), at least 1.3
+    """
+    q = max(0, min(5, int(quality)))
+    if q >= PASS_QUALITY:
+        interval = 1.0 if card.reps == 0 else 6.0 if card.reps == 1 else card.interval * card.ease
+        reps = card.reps + 1
+    else:
+        interval, reps = 1.0, 0
+    ease = max(EASE_MIN, card.ease + 0.1 - (5 - q) * (0.08 + (5 - q) * 0.02))
+    return Card(card.question_id, reps, interval, ease, at + interval * DAY, at, card.reviews + 1)
+
+
+def cards(history: Sequence[Attempt]) -> dict[str, Card]:
+    """Every answered question's review state, from the timed history (pure)."""
+    out: dict[str, Card] = {}
+    for a in history:
+        card = out.get(a.question_id) or Card(a.question_id)
+        out[a.question_id] = sm2(card, a.grade, a.at)
+    return out
+
+
+def due_queue(items: Mapping[str, Sequence[str]], history: Sequence[Attempt], now: float
+              ) -> list[str]:
+    """Today's reviews: questions of ``items`` whose due time has come, most overdue first."""
+    state = cards(history)
+    due = [(c.due, qid) for qid, c in state.items() if qid in items and c.due <= now]
+    return [qid for _, qid in sorted(due)]
+
+
+def next_question(items: Mapping[str, Sequence[str]], history: Sequence[Attempt],
+                  rng: random.Random, now: float) -> tuple[str, str]:
+    """The next question and why: ``("due", id)`` for a review whose time has come (not one just
+    asked), else the weakness-based :func:`pick` (``"weak"`` / ``"new"``)."""
+    recent = {a.question_id for a in history[-COOLDOWN:]} if COOLDOWN else set()
+    for qid in due_queue(items, history, now):
+        if qid not in recent:
+            return "due", qid
+    qid = pick(items, history, rng)
+    return ("weak" if any(a.question_id == qid for a in history) else "new"), qid
+
+
+@dataclass
+class Mastery:
+    """One concept's progress: its questions, how many were answered, the recency-weighted
+    credit over them (unanswered count as 0), how many are due, and the next due time."""
+
+    tag: str
+    questions: int
+    seen: int
+    mastery: float
+    due: int
+    next_due: float | None
+
+
+RECENCY = 0.5  # within a question, each older attempt counts half as much as the next
+
+
+def question_mastery(attempts: Sequence[Attempt]) -> float:
+    """How well a question is answered lately: the credit of its attempts, weighted
+    ``RECENCY ** age`` (the latest counts most); 0 for a question never answered."""
+    if not attempts:
+        return 0.0
+    weights = [RECENCY ** (len(attempts) - 1 - i) for i in range(len(attempts))]
+    return sum(w * a.score for w, a in zip(weights, attempts, strict=True)) / sum(weights)
+
+
+def mastery_by_concept(items: Mapping[str, Sequence[str]], history: Sequence[Attempt],
+                       now: float) -> list[Mastery]:
+    """Per concept tag of ``items``: mastery, answered questions, due reviews (pure)."""
+    by_question: dict[str, list[Attempt]] = {}
+    for a in history:
+        by_question.setdefault(a.question_id, []).append(a)
+    state = cards(history)
+    tags: dict[str, list[str]] = {}
+    for qid, qtags in items.items():
+        for t in qtags:
+            tags.setdefault(t, []).append(qid)
+    out = []
+    for tag, qids in sorted(tags.items()):
+        seen = [q for q in qids if q in by_question]
+        score = sum(question_mastery(by_question.get(q, [])) for q in qids) / len(qids)
+        dues = [state[q].due for q in seen]
+        out.append(Mastery(tag, len(qids), len(seen), score, sum(d <= now for d in dues),
+                           min(dues) if dues else None))
+    return out

@@ -13,21 +13,29 @@ A bank is a YAML mapping::
         tags: [kv-cache, memory]          # required: concept tags, lower-case-kebab
         source: day30-capstone-and-checkpoint.md, Part 3 Q4   # required: the course file, section
         points: 1                         # optional, > 0
+        hint: ...                         # optional: shown after a first miss (second try)
+        solution: [step, step, ...]       # optional: the worked solution (generators make their own)
+        covers: [item-id, ...]            # optional: course items (quizzes/course-items.yaml)
+        passage: ...                      # optional: the course text's own words it is written from
         # numeric
         answer: 2*12*1024*768*4           # a number or anything the answer parser reads
         tolerance: {abs: 0, rel: 0.001}   # optional (default rel 0.01)
         unit: bytes                       # optional: bytes | bits | nats | count | percent
-        mistakes: [{value: ..., message: ...}]   # optional: known wrong values, with feedback
+        mistakes: [{value: ..., message: ...}]   # optional: known wrong values, with feedback;
+                                          # course_text: true marks a value the course states wrongly
         # single / multiple
         choices: [text, text, ...]        # at least 2, distinct
         correct: text | [text, ...]       # single: one choice's text; multiple: a list of them
         shuffle: true                     # optional (default true)
+        feedback: {choice text: message}  # optional: why a distractor is wrong, shown when chosen
         # text
         accepted: [text, ...]             # matched ignoring case, punctuation, spaces, articles
         # param
-        generator: kv_cache_bytes         # a name from grader.quiz.params.GENERATORS
+        generator: kv_cache_bytes         # a name from grader.quiz.generators.GENERATORS
         options: {...}                    # optional, the generator's options
         tolerance: {...}                  # optional override of the generator's tolerance
+        # recall (a self-graded reveal card: no automatic verdict, practice only)
+        prompt / explanation              # the question, and the model answer revealed
 """
 
 from __future__ import annotations
@@ -38,8 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from .answers import UNIT_FAMILIES, Unreadable, normalize_text, read_number
-from .model import KINDS, Bank, Mistake, Question, Tolerance
-from .params import GENERATORS
+from .model import KINDS, Bank, Mistake, Question, Tolerance, mistake_clashes
+from .generators import GENERATORS
 
 COURSE_FILES = (
     "day30-capstone-and-checkpoint.md",
@@ -49,13 +57,15 @@ COURSE_FILES = (
     "learning-plan.md",
 )
 TOP_KEYS = {"title", "description", "questions"}
-COMMON_KEYS = {"id", "kind", "title", "prompt", "explanation", "tags", "source", "points"}
+COMMON_KEYS = {"id", "kind", "title", "prompt", "explanation", "tags", "source", "points",
+               "hint", "solution", "covers", "passage"}
 KIND_KEYS = {
     "numeric": {"answer", "tolerance", "unit", "mistakes"},
-    "single": {"choices", "correct", "shuffle"},
-    "multiple": {"choices", "correct", "shuffle"},
+    "single": {"choices", "correct", "shuffle", "feedback"},
+    "multiple": {"choices", "correct", "shuffle", "feedback"},
     "text": {"accepted"},
     "param": {"generator", "options", "tolerance", "shuffle"},
+    "recall": set(),
 }
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 TAG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -197,24 +207,48 @@ def _question(ctx: _Ctx, raw: Any, index: int, bank: str) -> Question | None:
     q = Question(id=qid, kind=kind, prompt=prompt, explanation=explanation,
                  tags=[t for t in tags if isinstance(t, str)], source=source.strip(), bank=bank,
                  points=float(points), title=title.strip(), line=ctx.lines.get(id(raw), 0))
+    q.hint = _str(ctx, raw, index, "hint", required=False).strip()
+    q.passage = " ".join(_str(ctx, raw, index, "passage", required=False).split())
+    q.solution = _str_list(ctx, raw, index, "solution")
+    q.covers = _str_list(ctx, raw, index, "covers")
+    for c in q.covers:
+        if not ID_RE.match(c):
+            ctx.q(raw, index, "covers", f"{c!r} is not a course item id")
     if kind == "numeric":
         _numeric(ctx, raw, index, q)
     elif kind in ("single", "multiple"):
         _choices(ctx, raw, index, q)
     elif kind == "text":
         _text(ctx, raw, index, q)
-    else:
+    elif kind == "param":
         _param(ctx, raw, index, q)
     return q if len(ctx.errors) == n_errors else None
+
+
+def _str_list(ctx: _Ctx, raw: dict, index: int, field: str) -> list[str]:
+    value = raw.get(field)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        ctx.q(raw, index, field, "must be a list of non-empty strings")
+        return []
+    return [v.strip() for v in value]
 
 
 def _tolerance(ctx: _Ctx, raw: dict, index: int) -> Tolerance | None:
     if "tolerance" not in raw:
         return None
     tol = raw["tolerance"]
-    if not isinstance(tol, dict) or not tol or set(tol) - {"abs", "rel"}:
-        ctx.q(raw, index, "tolerance", "must be a mapping with 'abs' and/or 'rel', e.g. "
-              "{abs: 0.01} or {rel: 0.001}")
+    if not isinstance(tol, dict) or not tol or set(tol) - {"abs", "rel", "sig"}:
+        ctx.q(raw, index, "tolerance", "must be a mapping with 'abs', 'rel' and/or 'sig', e.g. "
+              "{abs: 0.01}, {rel: 0.001} or {sig: 3} (3 significant figures)")
+        return None
+    sig = tol.get("sig", 0)
+    if isinstance(sig, bool) or not isinstance(sig, int) or not 0 <= sig <= 15:
+        ctx.q(raw, index, "tolerance.sig", f"must be a whole number of significant figures "
+              f"(1-15), not {sig!r}")
         return None
     values = {}
     for key in ("abs", "rel"):
@@ -226,7 +260,9 @@ def _tolerance(ctx: _Ctx, raw: dict, index: int) -> Tolerance | None:
     if values["rel"] >= 1:
         ctx.q(raw, index, "tolerance.rel", "is a fraction: must be < 1 (0.01 means 1%)")
         return None
-    return Tolerance(abs=values["abs"], rel=values["rel"])
+    if "rel" not in tol and sig:
+        values["rel"] = 0.0
+    return Tolerance(abs=values["abs"], rel=values["rel"], sig=sig)
 
 
 def _numeric(ctx: _Ctx, raw: dict, index: int, q: Question) -> None:
@@ -248,17 +284,24 @@ def _numeric(ctx: _Ctx, raw: dict, index: int, q: Question) -> None:
         ctx.q(raw, index, "mistakes", "must be a list of {value, message}")
         mistakes = []
     for i, m in enumerate(mistakes):
-        if not isinstance(m, dict) or set(m) != {"value", "message"}:
-            ctx.q(raw, index, f"mistakes[{i}]", "must be a mapping with 'value' and 'message'")
+        if (not isinstance(m, dict) or not {"value", "message"} <= set(m)
+                or set(m) - {"value", "message", "course_text"}):
+            ctx.q(raw, index, f"mistakes[{i}]", "must be a mapping with 'value' and 'message' "
+                  "(and optionally course_text: true)")
+            continue
+        course_text = m.get("course_text", False)
+        if not isinstance(course_text, bool):
+            ctx.q(raw, index, f"mistakes[{i}].course_text", "must be true or false")
             continue
         value = _number(ctx, raw, index, f"mistakes[{i}].value", m["value"], unit)
         if not isinstance(m["message"], str) or not m["message"].strip():
             ctx.q(raw, index, f"mistakes[{i}].message", "must be a non-empty string")
             continue
         if value is not None:
-            if q.answer is not None and q.tolerance.accepts(value, q.answer):
-                ctx.q(raw, index, f"mistakes[{i}].value", "is accepted as correct by the tolerance")
-            q.mistakes.append(Mistake(value, m["message"].strip()))
+            if q.answer is not None and mistake_clashes(q.tolerance, q.answer, value):
+                ctx.q(raw, index, f"mistakes[{i}].value", "is accepted as correct by the tolerance"
+                      " (or too close to the answer to be told apart)")
+            q.mistakes.append(Mistake(value, m["message"].strip(), course_text))
 
 
 def _choices(ctx: _Ctx, raw: dict, index: int, q: Question) -> None:
@@ -305,6 +348,22 @@ def _choices(ctx: _Ctx, raw: dict, index: int, q: Question) -> None:
             q.correct.append(c)
     if q.kind == "multiple" and len(q.correct) == len(texts):
         ctx.q(raw, index, "correct", "every choice is correct: make at least one wrong")
+    feedback = raw.get("feedback", {})
+    if not isinstance(feedback, dict):
+        ctx.q(raw, index, "feedback", "must be a mapping from a wrong choice's text to a message")
+        feedback = {}
+    for choice, message in feedback.items():
+        choice = str(choice).strip()
+        if choice not in texts:
+            ctx.q(raw, index, "feedback", f"{choice!r} is not one of the choices")
+        elif choice in q.correct:
+            ctx.q(raw, index, "feedback", f"{choice!r} is a correct choice: feedback is for "
+                  "distractors")
+        elif not isinstance(message, str) or not message.strip():
+            ctx.q(raw, index, "feedback", f"the feedback for {choice!r} must be a non-empty "
+                  "string")
+        else:
+            q.feedback[choice] = " ".join(message.split())
     shuffle = raw.get("shuffle", True)
     if not isinstance(shuffle, bool):
         ctx.q(raw, index, "shuffle", "must be true or false")

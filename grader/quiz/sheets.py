@@ -1,11 +1,14 @@
 """Answer sheets: ``quiz take`` writes one (the learner's own variants), ``quiz grade`` grades it.
 
-A sheet is YAML. Each question carries its ``variant`` code, derived from (learner, question id,
-attempt); grading derives it again and refuses a question whose code does not match (the sheet was
-edited, or belongs to another learner or attempt). Sheets are read with YAML's base loader, so an
+A sheet is YAML. Each question carries its ``variant`` code, derived from (sheet id, learner,
+question id, attempt); grading derives it again and refuses a question whose code does not match
+(the sheet was edited, or belongs to another learner or attempt). The sheet id is the instructor's
+salt (``quiz take --sheet-id``): sheets draw from their own seed stream, and only variants that
+practice never shows (see :mod:`.instance`), so a graded sheet never repeats a practice variant.
+Self-graded reveal cards (``kind: recall``) are practice only, never on a sheet. Sheets are read with YAML's base loader, so an
 answer is always the text the learner typed (``yes``, ``1e3`` or ``0x10`` stay text).
 
-Each graded sheet becomes a :class:`~grader.results.SubmissionResult` whose assignments are the
+Each graded sheet becomes a :class:`~grader.model.results.SubmissionResult` whose assignments are the
 quiz banks and whose checks are the questions.
 """
 
@@ -19,14 +22,27 @@ from typing import Any
 
 import yaml
 
-from ..results import AssignmentResult, CheckResult, Status, SubmissionResult
+from grader.model.results import AssignmentResult, CheckResult, Status, SubmissionResult
+
 from .answers import FORMS_HELP, check_answer, letter
 from .bank import find_question
 from .instance import instantiate
-from .model import Bank, derive_seed, variant_code
-from .practice import UNIT_HINTS
+from .model import GRADED_KINDS, Bank, derive_seed, variant_code
+from .present import how_to_answer
 
-SHEET_FORMAT = "grader-quiz-sheet/1"
+SHEET_FORMAT = "grader-quiz-sheet/2"
+OLD_FORMATS = ("grader-quiz-sheet/1",)
+DEFAULT_SHEET_ID = "default"
+
+
+def sheet_stream(sheet_id: str) -> str:
+    """The seed stream of a sheet: never the practice stream."""
+    return f"sheet:{sheet_id}"
+
+
+def sheet_seed(sheet_id: str, learner: str, question_id: str, attempt: int) -> int:
+    """The variant seed of a question on a sheet."""
+    return derive_seed(learner, question_id, attempt, stream=sheet_stream(sheet_id))
 
 
 class SheetError(ValueError):
@@ -48,12 +64,16 @@ _SheetDumper.add_representer(
 )
 
 
-def make_sheet(banks: list[Bank], learner: str, attempt: int = 1) -> str:
+def make_sheet(banks: list[Bank], learner: str, attempt: int = 1,
+               sheet_id: str = DEFAULT_SHEET_ID) -> str:
     """The YAML text of a blank answer sheet for ``learner`` over ``banks``."""
     entries = []
+    stream = sheet_stream(sheet_id)
     for bank in banks:
         for q in bank.questions:
-            inst = instantiate(q, derive_seed(learner, q.id, attempt))
+            if q.kind not in GRADED_KINDS:
+                continue
+            inst = instantiate(q, sheet_seed(sheet_id, learner, q.id, attempt), stream)
             entry: dict[str, Any] = {
                 "id": q.id,
                 "bank": bank.name,
@@ -63,16 +83,12 @@ def make_sheet(banks: list[Bank], learner: str, attempt: int = 1) -> str:
             }
             if inst.kind in ("single", "multiple"):
                 entry["choices"] = {letter(i): c for i, c in enumerate(inst.choices)}
-                entry["how"] = ("one letter" if inst.kind == "single"
-                                else "all letters that apply, e.g. [a, c]")
-            elif inst.kind == "numeric":
-                entry["how"] = UNIT_HINTS[inst.unit] if inst.unit else "a number"
-            else:
-                entry["how"] = "a short text"
+            entry["how"] = how_to_answer(inst)
             entry["answer"] = None
             entries.append(entry)
     data = {
         "sheet": SHEET_FORMAT,
+        "sheet_id": sheet_id,
         "learner": learner,
         "attempt": attempt,
         "banks": [b.name for b in banks],
@@ -90,10 +106,12 @@ def make_sheet(banks: list[Bank], learner: str, attempt: int = 1) -> str:
     return header + body
 
 
-def write_sheet(path: str | Path, banks: list[Bank], learner: str, attempt: int = 1) -> Path:
+def write_sheet(path: str | Path, banks: list[Bank], learner: str, attempt: int = 1,
+                sheet_id: str = DEFAULT_SHEET_ID) -> Path:
+    """Write a blank sheet (see :func:`make_sheet`) and return its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(make_sheet(banks, learner, attempt), encoding="utf-8")
+    path.write_text(make_sheet(banks, learner, attempt, sheet_id), encoding="utf-8")
     return path
 
 
@@ -106,7 +124,17 @@ class _Entry:
     answer: str
 
 
-def read_sheet(text: str, origin: str = "<sheet>") -> tuple[str, int, list[str], list[_Entry]]:
+@dataclass
+class _Sheet:
+    learner: str
+    attempt: int
+    sheet_id: str
+    banks: list[str]
+    entries: list[_Entry]
+
+
+def read_sheet(text: str, origin: str = "<sheet>") -> _Sheet:
+    """Parse a sheet's YAML (answers stay the text typed); :class:`SheetError` when unusable."""
     try:
         data = yaml.load(text, Loader=yaml.BaseLoader)
     except yaml.YAMLError as exc:
@@ -116,6 +144,13 @@ def read_sheet(text: str, origin: str = "<sheet>") -> tuple[str, int, list[str],
     if not isinstance(data, dict) or "questions" not in data:
         raise SheetError(f"{origin}: not an answer sheet (no 'questions'); make one with "
                          "'grader quiz take BANK --out FILE'")
+    fmt = data.get("sheet")
+    if fmt in OLD_FORMATS:
+        raise SheetError(f"{origin}: this sheet ({fmt}) was written by an older grader whose "
+                         "variants are no longer drawn; write a new one with 'grader quiz take'")
+    sheet_id = data.get("sheet_id", DEFAULT_SHEET_ID)
+    if not isinstance(sheet_id, str) or not sheet_id.strip():
+        raise SheetError(f"{origin}: field 'sheet_id' must be a non-empty text")
     learner = data.get("learner")
     if not isinstance(learner, str) or not learner.strip():
         raise SheetError(f"{origin}: field 'learner' is missing")
@@ -142,22 +177,26 @@ def read_sheet(text: str, origin: str = "<sheet>") -> tuple[str, int, list[str],
             points = 1.0
         entries.append(_Entry(e["id"], str(e.get("bank", "")), str(e.get("variant", "")),
                               points, str(answer or "")))
-    return learner.strip(), attempt, [str(b) for b in banks], entries
+    return _Sheet(learner.strip(), attempt, sheet_id.strip(), [str(b) for b in banks], entries)
 
 
-_STATUS = {"correct": Status.PASSED, "wrong": Status.FAILED, "unreadable": Status.ERROR}
+# A sheet cannot ask again: a "reask" (a correctly rounded but too coarse number) is failed with
+# its message, which says it is not a wrong value; partial credit is a failed check with a score.
+_STATUS = {"correct": Status.PASSED, "partial": Status.FAILED, "wrong": Status.FAILED,
+           "reask": Status.FAILED, "unreadable": Status.ERROR}
 
 
 def grade_sheet(text: str, banks: list[Bank], origin: str = "<sheet>") -> SubmissionResult:
     """Grade the text of one sheet against the banks."""
     start = time.perf_counter()
-    learner, attempt, bank_order, entries = read_sheet(text, origin)
-    groups: dict[str, list[CheckResult]] = {name: [] for name in bank_order}
+    sheet = read_sheet(text, origin)
+    learner, attempt = sheet.learner, sheet.attempt
+    groups: dict[str, list[CheckResult]] = {name: [] for name in sheet.banks}
     sources = {b.name: str(b.path) for b in banks}
-    for e in entries:
-        check, bank_name = _grade_entry(e, banks, learner, attempt)
+    for e in sheet.entries:
+        check, bank_name = _grade_entry(e, banks, learner, attempt, sheet.sheet_id)
         groups.setdefault(bank_name, []).append(check)
-    from .. import __version__
+    from grader import __version__
 
     result = SubmissionResult(
         submission=f"{learner} ({Path(origin).name})" if origin != "<sheet>" else learner,
@@ -165,13 +204,14 @@ def grade_sheet(text: str, banks: list[Bank], origin: str = "<sheet>") -> Submis
                      for name, checks in groups.items() if checks],
         submission_id=hashlib.sha256(text.encode()).hexdigest()[:16],
         grader_version=__version__,
-        environment={"kind": "quiz", "learner": learner, "attempt": attempt, "sheet": origin},
+        environment={"kind": "quiz", "learner": learner, "attempt": attempt, "sheet": origin,
+                     "sheet_id": sheet.sheet_id},
     )
     result.seconds = time.perf_counter() - start
     return result
 
 
-def _grade_entry(e: _Entry, banks: list[Bank], learner: str, attempt: int
+def _grade_entry(e: _Entry, banks: list[Bank], learner: str, attempt: int, sheet_id: str
                  ) -> tuple[CheckResult, str]:
     try:
         q = find_question(banks, e.id)
@@ -181,12 +221,19 @@ def _grade_entry(e: _Entry, banks: list[Bank], learner: str, attempt: int
             message=f"Question '{e.id}' is not in the quiz banks (renamed or removed?).",
             details={"your_answer": e.answer},
         ), e.bank or "unknown"
-    seed = derive_seed(learner, q.id, attempt)
-    inst = instantiate(q, seed)
+    if q.kind not in GRADED_KINDS:
+        return CheckResult(
+            id=q.id, name=q.name, status=Status.ERROR, score=0.0, max_score=e.points,
+            message=f"Question '{q.id}' is a self-graded card (practice only), not for a sheet.",
+            details={"your_answer": e.answer},
+        ), q.bank
+    seed = sheet_seed(sheet_id, learner, q.id, attempt)
+    inst = instantiate(q, seed, sheet_stream(sheet_id))
     details: dict[str, Any] = {
         "your_answer": e.answer,
         "accepted_answer": inst.display,
         "explanation": inst.explanation,
+        "worked_solution": list(inst.steps),
         "source": q.source,
         "variant": inst.variant,
         "tags": list(q.tags),
@@ -196,6 +243,7 @@ def _grade_entry(e: _Entry, banks: list[Bank], learner: str, attempt: int
     if e.variant != variant_code(seed):
         details.pop("accepted_answer")
         details.pop("explanation")
+        details.pop("worked_solution")
         return CheckResult(
             status=Status.ERROR, score=0.0, details=details,
             message=(f"The variant code {e.variant!r} on the sheet is not the one of {learner}, "
@@ -209,5 +257,7 @@ def _grade_entry(e: _Entry, banks: list[Bank], learner: str, attempt: int
     verdict = check_answer(inst, e.answer)
     details["read_as"] = verdict.read_as
     status = _STATUS[verdict.status]
-    return CheckResult(status=status, score=q.points if verdict.correct else 0.0,
+    if verdict.status == "partial":
+        details["credit"] = verdict.credit
+    return CheckResult(status=status, score=round(q.points * verdict.credit, 4),
                        message=verdict.message, details=details, **common), q.bank

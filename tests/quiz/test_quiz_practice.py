@@ -24,7 +24,7 @@ from grader.quiz.store import Store
 REPO = Path(__file__).resolve().parents[2]
 QUIZZES = REPO / "quizzes"
 BANKS = load_banks(QUIZZES)
-QUESTIONS = [q for b in BANKS for q in b.questions]
+QUESTIONS = [q for b in BANKS for q in b.questions if q.kind != "recall"]
 BY_ID = {q.id: q for q in QUESTIONS}
 HEADER = re.compile(r"Question (\d+)/(\d+) \S (\S+) \(attempt (\d+), variant (\w+)\)")
 
@@ -70,26 +70,30 @@ def session(tmp_path, plan, n, questions=QUESTIONS, learner="alice", seed=1, sto
 
 
 def test_a_full_scripted_session(tmp_path):
-    plan = ["right", "wrong", "unreadable", "right", "skip", "right", "wrong", "right"]
+    # Two tries per question: Q2 is missed twice, Q6 right at the second try.
+    plan = ["right", "wrong", "wrong", "unreadable", "right", "skip", "right", "wrong", "right"]
     result, text, history = session(tmp_path, plan, n=6)
-    assert result.finished and result.asked == 6 and result.correct == 3
+    assert result.finished and result.asked == 6 and result.correct == 4
     assert text.count("Question ") == 6
     assert text.count("Why: ") == 6 and text.count("Source: ") == 6
-    assert text.count("✓ Correct.") == 3
-    assert text.count("✗ Not quite") == 2
+    assert text.count("✓ Correct.") == 4
+    assert text.count("✗ Not quite") == 3  # Q2's two misses, Q6's first
+    assert text.count("One more try") == 2
+    assert text.count("(second try)") == 1
     assert text.count("Skipped. The answer is") == 1
     assert "Could not read your answer 'no idea, maybe 3,5?'" in text
     assert "Try again, or 'skip'." in text
-    assert text.rstrip().splitlines()[-2] == "Score: 3/6 (50%)."
+    assert text.rstrip().splitlines()[-3] == "Score: 4/6 (67%)."
     assert "Concepts to revisit:" in text
-    # Stored: readable answers and skips, not the unreadable one.
-    assert [h.correct for h in history] == [True, False, True, False, True, False]
+    # Stored: readable answers and skips, not the unreadable one; SM-2 qualities 5/3/1/0.
+    assert [h.correct for h in history] == [True, False, True, False, True, True]
+    assert [h.quality for h in history] == [5, 1, 5, 0, 5, 3]
     assert history[3].answer == "(skipped)"
     assert all(h.tags == tuple(BY_ID[h.question_id].tags) for h in history)
 
 
 def test_end_of_input_ends_gracefully_with_the_score_so_far(tmp_path):
-    result, text, history = session(tmp_path, ["right", "wrong", "eof"], n=5)
+    result, text, history = session(tmp_path, ["right", "wrong", "wrong", "eof"], n=5)
     assert not result.finished and result.asked == 2 and result.correct == 1
     assert "Stopped. Score so far: 1/2 (50%)." in text
     assert len(history) == 2
@@ -104,7 +108,8 @@ def test_quit_and_immediate_eof(tmp_path):
 
 def test_a_one_question_pool_repeats_with_new_variants_and_attempts(tmp_path):
     q = BY_ID["kv-bytes"]
-    result, text, history = session(tmp_path, ["wrong", "right", "right"], n=3, questions=[q])
+    result, text, history = session(tmp_path, ["wrong", "wrong", "right", "right"], n=3,
+                                    questions=[q])
     attempts = [int(m[3]) for m in HEADER.findall(text)]
     variants = [m[4] for m in HEADER.findall(text)]
     assert attempts == [1, 2, 3] and len(set(variants)) == 3
@@ -230,6 +235,10 @@ def test_practice_through_a_pseudo_terminal(tmp_path):
         term.expect(r"> ")
         term.type(wrong_answer(inst) + "\r")
         term.expect(r"Not quite")
+        term.expect(r"One more try")
+        term.expect(r"> ")
+        term.type(wrong_answer(inst) + "\r")
+        term.expect(r"The answer is")
         # Question 3: the learner presses Ctrl-D.
         term.expect(HEADER.pattern)
         term.expect(r"> ")

@@ -17,13 +17,25 @@ from grader.quiz.bank import load_banks
 from grader.quiz.cli import main
 from grader.quiz.instance import instantiate
 from grader.quiz.model import derive_seed
-from grader.quiz.sheets import SheetError, grade_sheet, make_sheet
+from grader.quiz.sheets import (
+    SheetError,
+    grade_sheet,
+    make_sheet,
+    sheet_seed,
+    sheet_stream,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 QUIZZES = REPO / "quizzes"
 BANKS = load_banks(QUIZZES)
 BY_ID = {q.id: q for b in BANKS for q in b.questions}
 Q = ["--quizzes", str(QUIZZES)]
+
+
+def sheet_inst(qid: str, learner: str, attempt: int, sheet_id: str = "default"):
+    """The variant a sheet shows (the sheet's own seed stream)."""
+    return instantiate(BY_ID[qid], sheet_seed(sheet_id, learner, qid, attempt),
+                       sheet_stream(sheet_id))
 
 
 def fill(sheet_text: str, answers: dict[str, str]) -> str:
@@ -55,7 +67,7 @@ def test_take_fill_grade_round_trip(tmp_path, capsys):
     plan: dict[str, str] = {}
     answers: dict[str, str] = {}
     for i, e in enumerate(entries):
-        inst = instantiate(BY_ID[e["id"]], derive_seed("alice", e["id"], 2))
+        inst = sheet_inst(e["id"], "alice", 2)
         assert e["variant"] == inst.variant and e["question"] == inst.prompt
         if inst.choices:
             assert list(e["choices"].values()) == inst.choices
@@ -69,7 +81,7 @@ def test_take_fill_grade_round_trip(tmp_path, capsys):
             answers[e["id"]] = "'???'"
     # One multiple-choice answer written as a YAML list, the way the sheet suggests.
     multi = next(e for e in entries if e.get("how", "").startswith("all letters"))
-    inst = instantiate(BY_ID[multi["id"]], derive_seed("alice", multi["id"], 2))
+    inst = sheet_inst(multi["id"], "alice", 2)
     answers[multi["id"]] = "[" + ", ".join(example_answer(inst).split(", ")) + "]"
     plan[multi["id"]] = "right"
     sheet.write_text(fill(text, answers))
@@ -121,7 +133,7 @@ def test_a_tampered_variant_or_a_swapped_learner_is_refused():
     bank = next(b for b in BANKS if b.name == "phase2-checkpoint")
     text = make_sheet([bank], "carol")
     q = BY_ID["kv-bytes"]
-    inst = instantiate(q, derive_seed("carol", q.id, 1))
+    inst = sheet_inst(q.id, "carol", 1)
     filled = fill(text, {q.id: str(int(inst.value))})
     assert grade_sheet(filled, BANKS).assignment(bank.name).check(q.id).passed
     tampered = filled.replace(f"variant: {inst.variant}", "variant: 00000000")
