@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.isolation import sandbox
+from grader.isolation import leases, sandbox
 from grader.shared import protocol
 
 WORKER_PACKAGE = Path(__file__).resolve().parent.parent / "worker"
@@ -81,7 +81,10 @@ class WorkerSettings:
 
     isolation: str = "auto"
     threads: int = 1
-    slot: int = 0
+    # None: the client leases a free slot host-wide for its life (see grader.isolation.leases).
+    # A number: that slot; the caller should hold its lease (a batch does), else the client
+    # leases exactly that slot, waiting while another job holds it.
+    slot: int | None = None
     call_timeout: float = 60.0
     total_timeout: float = 600.0
     start_timeout: float = 60.0
@@ -135,6 +138,27 @@ class WorkerClient:
         os.chmod(self.data_dir, 0o755)
         self._in_sandbox = False
         self._ready = False
+        self._lease: leases.SlotLease | None = None
+
+    @property
+    def slot(self) -> int | None:
+        """The slot (uid ``60000 + slot``) this client's workers run under, once launched."""
+        if self.settings.slot is not None and self._lease is None:
+            return self.settings.slot
+        return self._lease.slot if self._lease is not None else None
+
+    def _slot(self) -> int:
+        # One lease for the client's life: restarted workers keep the same identity, and no other
+        # job on the machine can have it meanwhile.
+        wanted = self.settings.slot
+        if wanted is not None and leases.held(wanted):
+            return wanted
+        if self._lease is None or not self._lease.active:
+            try:
+                self._lease = leases.acquire_slot(wanted, wait=self.settings.start_timeout)
+            except (leases.SlotsExhausted, leases.LeaseDirectoryUnsafe) as exc:
+                raise WorkerCrashed(f"no sandbox slot for this submission: {exc}") from None
+        return self._lease.slot
 
     # -- lifecycle -----------------------------------------------------------------------
     def __enter__(self) -> WorkerClient:
@@ -171,7 +195,7 @@ class WorkerClient:
                             (self.data_dir, SANDBOX_DATA)],
             isolation=self.settings.isolation,
             limits=self.settings.limits,
-            slot=self.settings.slot,
+            slot=self._slot(),
             threads=self.settings.threads,
         )
         self._launch = launch
@@ -207,6 +231,9 @@ class WorkerClient:
         """Stop the worker, release its sandbox and delete its shared files."""
         self._stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
 
     def share_file(self, name: str, data: bytes | None = None, source: Path | None = None) -> str:
         """Put a file (bytes, or a copy of ``source``; a folder is copied whole) where the

@@ -35,7 +35,8 @@ The caller's jobs
     Pass ``start_new_session=True`` to Popen (so a timeout can kill the process group), enforce a
     wall-clock timeout (RLIMIT_CPU does not stop a sleeping child), call ``Launch.cleanup()``
     after the child has been waited for, and give each concurrent job its own ``slot`` (RLIMIT_NPROC
-    counts per uid). ``--die-with-parent`` kills the sandbox when the *thread* that started it
+    counts per uid): hold a lease on it (:mod:`grader.isolation.leases`), or ``plan_launch``
+    leases it for the launch, waiting while another process on the machine holds it. ``--die-with-parent`` kills the sandbox when the *thread* that started it
     exits, so start sandboxes from a thread that outlives them (the main thread or a pool thread).
 """
 
@@ -56,9 +57,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.isolation import leases
+
 SANDBOX_SUBMISSION = "/submission"
 SANDBOX_HOME = "/home/student"
-BASE_UID = 60000
+BASE_UID = leases.BASE_UID
 # Packages that student code must never be able to import (the grader's checks, the solutions).
 HIDDEN_PACKAGES = ("grader", "reference")
 THREAD_ENV_VARS = (
@@ -608,6 +611,7 @@ def plan_launch(
     slot: int = 0,
     threads: int = 1,
     env: Mapping[str, str] | None = None,
+    lease_wait: float = 600.0,
 ) -> Launch:
     """Plan how to run ``command`` on ``submission_dir`` under the strongest isolation available.
 
@@ -616,8 +620,11 @@ def plan_launch(
     absolute sandbox path) pairs mounted read-only in bwrap mode (ignored in "none" mode, where the
     child sees the host). ``isolation``: "auto" (bwrap if it works here, else "none"), "bwrap"
     (raise :class:`IsolationUnavailable` if it does not) or "none". ``slot``: index of the
-    concurrent job, giving uid ``60000 + slot``. ``threads``: BLAS/OpenMP threads of the child.
-    ``env``: extra environment on top of the clean one.
+    concurrent job, giving uid ``60000 + slot`` and its cgroup; unless this process already holds
+    a lease on it (:mod:`grader.isolation.leases`), the launch leases it host-wide for its own
+    life (waiting up to ``lease_wait`` seconds), so no two sandboxes on the machine share a uid.
+    ``threads``: BLAS/OpenMP threads of the child. ``env``: extra environment on top of the
+    clean one.
 
     Creates a per-launch temporary directory (and cgroups where writable): call
     ``Launch.cleanup()`` when the child has exited, even if the launch failed.
@@ -640,7 +647,15 @@ def plan_launch(
         raise IsolationUnavailable(why)
     use_bwrap = isolation == "bwrap" or (isolation == "auto" and ok)
 
-    workdir = tempfile.mkdtemp(prefix=f"grader-sandbox-{slot}-")
+    # The uid and cgroup of a slot are one job's alone only while its lease is held: take one for
+    # this launch unless the caller (the worker client, a batch) holds it already.
+    own_lease = None if leases.held(slot) else leases.acquire_slot(slot, wait=lease_wait)
+    try:
+        workdir = tempfile.mkdtemp(prefix=f"grader-sandbox-{slot}-")
+    except BaseException:
+        if own_lease is not None:
+            own_lease.release()
+        raise
     cgroups: _Cgroups | None = None
 
     def cleanup() -> None:
@@ -649,13 +664,15 @@ def plan_launch(
                 _remove_cgroup(d)
             cgroups.dirs.clear()
         shutil.rmtree(workdir, ignore_errors=True)
+        if own_lease is not None:
+            own_lease.release()  # last: the slot's cgroup is gone before another job may take it
 
     try:
         home = os.path.join(workdir, "home")
         os.mkdir(home, 0o700)
-        cgroups = _setup_cgroups(f"grader-{os.getpid()}-{slot}", limits)
+        cgroups = _setup_cgroups(leases.cgroup_name(slot), limits)
         if use_bwrap:
-            uid = BASE_UID + slot
+            uid = leases.uid_for(slot)
             os.chown(home, uid, uid)  # the dropped uid owns its home and nothing else
             os.mkdir(os.path.join(workdir, "etc"), 0o755)
             Path(workdir, "etc", "passwd").write_text(
