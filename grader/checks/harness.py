@@ -20,13 +20,31 @@ def new(module: str, cls: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
     return {"$new": {"module": module, "class": cls, "args": list(args), "kwargs": kwargs}}
 
 
+def tup(*items: Any) -> dict[str, list[Any]]:
+    """An argument the worker passes as a tuple (JSON has only lists), e.g. a merge's pair."""
+    return {"$tuple": list(items)}
+
+
+def raw(data: bytes) -> dict[str, str]:
+    """A ``bytes`` argument."""
+    import base64
+
+    return {"$bytes": base64.b64encode(data).decode()}
+
+
 _KIND_NAMES = {"tuple": "a tuple", "list": "a list", "dict": "a dict", "none": "None",
-               "number": "a number", "bool": "a bool", "tensor": "a tensor"}
+               "number": "a number", "bool": "a bool", "tensor": "a tensor", "str": "a str",
+               "bytes": "bytes"}
 
 
 def _kind(description: dict[str, Any]) -> str:
     if description["kind"] == "other":
         return f"a {description.get('type', 'value')}"
+    if description["kind"] == "ints":
+        shape = description["shape"]
+        rows = f" of {shape[1]}-int {description.get('inner', 'row')}s" if len(shape) == 2 else \
+            " ints"
+        return f"a {description['container']} of {shape[0]}{rows}"
     if description["kind"] in ("tuple", "list"):
         return f"{_KIND_NAMES[description['kind']]} of {len(description['items'])}"
     return _KIND_NAMES.get(description["kind"], description["kind"])
@@ -60,6 +78,85 @@ class Output:
         if d["kind"] not in ("tuple", "list") or len(d["items"]) <= index:
             raise CheckFailed(f"{self.what} returned {_kind(d)}, expected a tuple")
         return Output(d["items"][index], self.tensors, self.what)
+
+    def text(self) -> str:
+        """The output as a whole ``str`` (a cut-off one fails, saying its length)."""
+        d = self.description
+        if d["kind"] != "str":
+            raise CheckFailed(f"{self.what} returned {_kind(d)}, expected a str")
+        if d["length"] != len(d["value"]):
+            raise CheckFailed(f"{self.what} returned a str of {d['length']:,} characters, "
+                              f"longer than the grader reads")
+        return d["value"]
+
+    def raw(self) -> bytes:
+        """The output as ``bytes`` (a ``bytearray`` counts; a cut-off one fails)."""
+        import base64
+
+        d = self.description
+        if d["kind"] != "bytes":
+            raise CheckFailed(f"{self.what} returned {_kind(d)}, expected bytes")
+        data = base64.b64decode(d["b64"])
+        if d["length"] != len(data):
+            raise CheckFailed(f"{self.what} returned {d['length']:,} bytes, more than the "
+                              f"grader reads")
+        return data
+
+    def ints(self) -> list[int]:
+        """The output as a list (or tuple) of ints, e.g. token ids, whatever its length."""
+        d = self.description
+        if d["kind"] == "ints" and len(d["shape"]) == 1:
+            return [int(v) for v in self.tensors[d["key"]].tolist()]
+        if d["kind"] in ("tuple", "list") and all(_is_int(item) for item in d["items"]):
+            return [int(item["value"]) for item in d["items"]]
+        raise CheckFailed(f"{self.what} returned {_kind(d)}, expected a list of ints")
+
+    def int_rows(self, width: int) -> list[tuple[int, ...]]:
+        """The output as a list of ``width``-int rows (tuples or lists), e.g. a merge table of
+        pairs; returned as tuples."""
+        d = self.description
+        if d["kind"] == "ints" and d["shape"][1:] == [width]:
+            return [tuple(int(v) for v in row) for row in self.tensors[d["key"]].tolist()]
+        if d["kind"] in ("tuple", "list") and all(
+                row["kind"] in ("tuple", "list") and len(row["items"]) == width
+                and all(_is_int(v) for v in row["items"]) for row in d["items"]):
+            return [tuple(int(v["value"]) for v in row["items"]) for row in d["items"]]
+        raise CheckFailed(f"{self.what} returned {_kind(d)}, expected a list of "
+                          f"{width}-int tuples")
+
+    def value(self) -> Any:
+        """The output as a plain Python value (None, bool, float, str, bytes, lists, tuples,
+        dicts with str keys, ``ints`` as lists of ints or of int tuples/lists; tensors as
+        tensors); anything the worker could not describe fails, saying what it was."""
+        return _plain(self.description, self.tensors, self.what)
+
+
+def _is_int(d: dict[str, Any]) -> bool:
+    return d["kind"] == "number" and isinstance(d["value"], float) and d["value"].is_integer()
+
+
+def _plain(d: dict[str, Any], tensors: dict[str, torch.Tensor], what: str) -> Any:
+    kind = d["kind"]
+    if kind == "none":
+        return None
+    if kind in ("bool", "number"):
+        return float(d["value"]) if kind == "number" else d["value"]
+    if kind in ("str", "bytes"):
+        return Output(d, tensors, what).text() if kind == "str" else Output(d, tensors, what).raw()
+    if kind == "tensor":
+        return tensors[d["key"]]
+    if kind == "ints":
+        rows = tensors[d["key"]].tolist()
+        if len(d["shape"]) == 2:
+            inner = tuple if d.get("inner") == "tuple" else list
+            rows = [inner(r) for r in rows]
+        return tuple(rows) if d["container"] == "tuple" else rows
+    if kind in ("tuple", "list"):
+        items = [_plain(v, tensors, what) for v in d["items"]]
+        return tuple(items) if kind == "tuple" else items
+    if kind == "dict":
+        return {k: _plain(v, tensors, what) for k, v in d["items"].items()}
+    raise CheckFailed(f"{what} returned {_kind(d)}, which the grader cannot read")
 
 
 @dataclass
