@@ -177,14 +177,18 @@ class ModuleRun:
 def call_function(ctx: Context, module: str, function: str, *, args: list[Any],
                   kwargs: dict[str, Any] | None = None, tensors: dict[str, torch.Tensor],
                   requires_grad: tuple[str, ...] = (), grad_outputs: dict[str, str] | None = None,
-                  seed: int = 0, what: str | None = None, timeout: float | None = None
-                  ) -> CallResult:
-    """Call ``module.function`` in the worker; ``grad_outputs`` maps output keys (``out``,
-    ``out.0``) to tensor names to backpropagate, returning the gradients of ``requires_grad``."""
-    reply = ctx.request("call", {
+                  seed: int = 0, what: str | None = None, timeout: float | None = None,
+                  on: dict[str, Any] | None = None) -> CallResult:
+    """Call ``module.function`` in the worker (with ``on``, an object built by :func:`new`, its
+    method ``function``); ``grad_outputs`` maps output keys (``out``, ``out.0``) to tensor names
+    to backpropagate, returning the gradients of ``requires_grad``."""
+    request = {
         "module": module, "function": function, "args": args, "kwargs": kwargs or {},
         "requires_grad": list(requires_grad), "grad_outputs": grad_outputs or {}, "seed": seed,
-    }, tensors, timeout=timeout)
+    }
+    if on is not None:
+        request["self"] = on
+    reply = ctx.request("call", request, tensors, timeout=timeout)
     out = reply.result["output"]
     grads = {k[len("grad."):]: reply.tensors[k] for k in reply.result["grads"]}
     return CallResult(Output(out, reply.tensors, what or f"`{function}`"), grads)

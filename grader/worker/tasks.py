@@ -95,19 +95,26 @@ def import_modules(session: Session, args: dict[str, Any], tensors: Tensors):
 
 
 def call(session: Session, args: dict[str, Any], tensors: Tensors):
-    """Call ``module.function(*args, **kwargs)``; optionally backpropagate given output gradients.
+    """Call ``module.function(*args, **kwargs)`` (or, given ``self``, an object built from the
+    student's module, its method ``function``); optionally backpropagate given output gradients.
 
     ``requires_grad`` names input tensors whose gradients are returned as ``grad.<name>``;
     ``grad_outputs`` maps output keys (``out``, ``out.0``, ...) to tensors named in ``tensors``.
     """
     reset_state(args.get("seed", 0))
-    fn = session.attribute(args["module"], args["function"])
     for name in args.get("requires_grad", []):
         tensors[name] = tensors[name].detach().requires_grad_(True)
 
     def new(spec):
         return session.new(spec, tensors)
 
+    if "self" in args:  # a method of an object built from the student's module (a "$new")
+        target = values.decode(args["self"], tensors, new)
+        fn = getattr(target, args["function"], None)
+        if not callable(fn):
+            raise ContractError(f"{type(target).__name__} has no method `{args['function']}`")
+    else:
+        fn = session.attribute(args["module"], args["function"])
     call_args = values.decode(args.get("args", []), tensors, new)
     call_kwargs = values.decode(args.get("kwargs", {}), tensors, new)
     result = fn(*call_args, **call_kwargs)
