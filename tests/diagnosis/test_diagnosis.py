@@ -16,8 +16,12 @@ import pytest
 import torch
 from conftest import EXAMPLES, grade_folder, plant
 
+from grader.checks.block.mistakes import GPT, INIT
 from grader.checks.expected import LiveReference, StoredFixtures
-from grader.diagnosis import CATALOGUE, NO_MATCH, catalogue, mistake
+from grader.checks.gpt2_loading.mistakes import GPT2_LOADING
+from grader.checks.kv_cache.mistakes import KV_CACHE
+from grader.checks.training.mistakes import LR_SCHEDULE
+from grader.diagnosis import CATALOGUE, NO_MATCH, mistake
 from grader.diagnosis.match import matches
 from grader.diagnosis.variants import planted
 from grader.model.results import Status
@@ -287,5 +291,5 @@ def test_every_variant_plants_and_changes_the_reference():
     no_scale = planted(reference, "no_scale").scaled_dot_product_attention(q, k, v)[0]
     assert not torch.allclose(no_scale, reference.scaled_dot_product_attention(q, k, v)[0])
     later = {m for *_, aimed in LATER.values() for m in aimed}
-    assert set(catalogue.GPT) | set(catalogue.INIT) == set(CATALOGUE) - later - AWAITING_HOOK
-    assert {*catalogue.KV_CACHE, *catalogue.GPT2_LOADING, *catalogue.LR_SCHEDULE} <= later
+    assert set(GPT) | set(INIT) == set(CATALOGUE) - later - AWAITING_HOOK
+    assert {*KV_CACHE, *GPT2_LOADING, *LR_SCHEDULE} <= later

@@ -7,6 +7,7 @@ import math
 import torch
 
 from grader.checks.base import Assignment, CheckFailed, Context, ok
+from grader.checks.block import mistakes as catalogue
 from grader.checks.common import (
     F64_ATOL,
     F64_RTOL,
@@ -17,7 +18,7 @@ from grader.checks.common import (
 )
 from grader.checks.compare import assert_close, assert_shape
 from grader.checks.harness import T, call_spec, new, run_module, seeded
-from grader.diagnosis import Diagnosis, catalogue, likely
+from grader.diagnosis import Diagnosis, likely
 
 ASSIGNMENT = Assignment(
     "block", "The transformer block and the GPT model",

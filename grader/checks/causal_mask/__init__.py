@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from grader.checks.base import Assignment, CheckFailed, Context, ok
+from grader.checks.causal_mask import mistakes as catalogue
 from grader.checks.common import (
     F64_ATOL,
     F64_RTOL,
@@ -19,7 +20,7 @@ from grader.checks.common import (
 )
 from grader.checks.compare import assert_close, assert_shape
 from grader.checks.harness import T, call_function, call_spec, run_module, seeded
-from grader.diagnosis import Diagnosis, catalogue, jointly
+from grader.diagnosis import Diagnosis, jointly
 
 ASSIGNMENT = Assignment(
     "causal_mask", "The causal mask and causal self-attention",

@@ -22,8 +22,9 @@ from grader.checks import checkpoints as ck
 from grader.checks.base import Assignment, CheckFailed, CheckSkipped, Context, ok
 from grader.checks.common import F64_ATOL, F64_RTOL
 from grader.checks.compare import assert_close, difference
+from grader.checks.gpt2_loading import mistakes as catalogue
 from grader.checks.harness import Output, new, seeded
-from grader.diagnosis import Diagnosis, catalogue, likely
+from grader.diagnosis import Diagnosis, likely
 
 ASSIGNMENT = Assignment(
     "gpt2_loading", "Loading GPT-2 weights",

@@ -20,7 +20,8 @@ from grader.checks.common import F64_ATOL, F64_RTOL, random_parameters
 from grader.checks.compare import assert_close, difference
 from grader.checks.expected import FixtureMissing
 from grader.checks.harness import Output, new, seeded
-from grader.diagnosis import Diagnosis, catalogue, likely
+from grader.checks.kv_cache import mistakes as catalogue
+from grader.diagnosis import Diagnosis, likely
 
 ASSIGNMENT = Assignment(
     "kv_cache", "The KV cache and generation",

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from grader.checks.base import Assignment, CheckFailed, Context, ok
 from grader.checks.expected import FixtureMissing
 from grader.checks.harness import new, seeded
-from grader.diagnosis import Diagnosis, catalogue, likely
+from grader.checks.training import mistakes as catalogue
+from grader.diagnosis import Diagnosis, likely
 from grader.shared.probe import ProbeLM, minimal_train, probe_model
 from grader.tolerance import close
 
