@@ -19,7 +19,7 @@ from grader.model.results import Status, SubmissionResult
 
 from .audit import audit
 from .bank import find_bank, load_banks, quizzes_dir
-from .coverage import ITEMS_FILE, TARGET, check_quotes, coverage, load_items
+from .coverage import ITEMS_FILE, TARGET, check_passages, check_quotes, coverage, load_items
 from .generators import GENERATORS
 from .model import GRADED_KINDS
 from .practice import run_practice
@@ -200,6 +200,8 @@ def cmd_check(args) -> int:
                                 f"{', '.join(unknown)} (see {items_path})")
             if args.course:
                 problems += check_quotes(items, args.course)
+    if args.course:
+        problems += check_passages(banks, args.course)
     if problems:
         _err("Some questions do not work:")
         for p in problems:

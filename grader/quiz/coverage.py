@@ -130,3 +130,17 @@ def check_quotes(items: list[Item], course_dir: str | Path) -> list[str]:
         if _flat(item.quote) not in texts[name]:
             problems.append(f"{item.id}: the quote {item.quote!r} is not in {name}")
     return problems
+
+
+def check_passages(banks: list[Bank], course_dir: str | Path) -> list[str]:
+    """Questions whose ``passage`` (pieces joined by "...") is not in their source file."""
+    items = []
+    for bank in banks:
+        for q in bank.questions:
+            if not q.passage:
+                continue
+            first = q.source.split(";")[0]
+            for n, piece in enumerate(p for p in re.split(r"\s*\.\.\.\s*|…", q.passage) if p):
+                items.append(Item(f"question '{q.id}' passage part {n + 1}", first, q.id,
+                                  quote=piece))
+    return check_quotes(items, course_dir)

@@ -3,6 +3,7 @@ wrong."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ QUIZZES = REPO / "quizzes"
 BANKS = load_banks(QUIZZES)
 QUESTIONS = [q for b in BANKS for q in b.questions]
 PARAM_SEEDS = 24
-STATIC = [q for q in QUESTIONS if not q.parameterised]
+STATIC = [q for q in QUESTIONS if not q.parameterised and q.kind != "recall"]
 PARAM = [q for q in QUESTIONS if q.parameterised]
 
 
@@ -40,7 +41,7 @@ def test_bank_size_and_coverage():
     assert len(used) >= 15
     assert used == set(GENERATORS), "every generator is used by some question"
     kinds = {q.kind for q in QUESTIONS}
-    assert kinds == {"numeric", "single", "multiple", "text", "param"}
+    assert kinds == {"numeric", "single", "multiple", "text", "param", "recall"}
     sources = {q.source.split(",")[0].split(";")[0] for q in QUESTIONS}
     assert {"day30-capstone-and-checkpoint.md", "stage12-training-dynamics.md",
             "series4-llms-and-transformers-summary.md"} <= sources
@@ -126,7 +127,9 @@ def test_self_test_and_quiz_check_pass(capsys):
     assert self_test(BANKS, seeds=3) == []
     assert main(["check", "--quizzes", str(QUIZZES)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("ok: 3 banks")
+    assert out.startswith(f"ok: {len(BANKS)} banks")
+    assert re.search(r"coverage: \d+ of \d+ course items \((8[5-9]|9\d|100)%", out), out
+    assert " 0 variants shared by practice and sheets" in out
 
 
 def test_quiz_list(capsys):
