@@ -27,6 +27,8 @@ SUBCOMMANDS = (
     "grader.cli.checks",
     "grader.quiz.cli",
     "grader.release.cli",
+    "grader.cli.gradescope",
+    "grader.cli.prairielearn",
 )
 
 
