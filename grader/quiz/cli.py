@@ -23,8 +23,9 @@ from .coverage import ITEMS_FILE, TARGET, check_passages, check_quotes, coverage
 from .generators import GENERATORS
 from .model import GRADED_KINDS
 from .practice import run_practice
-from .schema import BankError
+from .present import render_progress
 from .scheduler import mastery_by_concept
+from .schema import BankError
 from .sheets import DEFAULT_SHEET_ID, SheetError, grade_sheet, write_sheet
 from .store import Store, default_store_path
 
@@ -249,31 +250,6 @@ def cmd_progress(args) -> int:
     print(render_progress(mastery_by_concept(items, history, time.time()), learner,
                           len(history), time.time()))
     return 0
-
-
-def render_progress(rows, learner: str, answered: int, now: float) -> str:
-    """The ``quiz progress`` table: one line per concept, weakest first."""
-    if not answered:
-        return (f"No practice yet for {learner}. Start with: grader quiz practice")
-    width = max(len(r.tag) for r in rows)
-    lines = [f"Progress of {learner}: {answered} answers. Mastery is the recent credit over a "
-             "concept's questions (unanswered count as 0).",
-             f"{'concept':<{width}}  {'mastery':<17}  seen       due  next review"]
-    for r in sorted(rows, key=lambda r: (r.mastery, r.tag)):
-        bar = "#" * round(10 * r.mastery) + "." * (10 - round(10 * r.mastery))
-        if r.next_due is None:
-            when = "-"
-        elif r.next_due <= now:
-            when = "now"
-        else:
-            days = (r.next_due - now) / 86400
-            when = f"in {days:.0f} day{'s' if round(days) != 1 else ''}" if days >= 1 else "today"
-        lines.append(f"{r.tag:<{width}}  {bar} {r.mastery:>5.0%}  {r.seen:>3}/{r.questions:<3}"
-                     f"  {r.due:>4}  {when}")
-    due = sum(r.due for r in rows)
-    lines.append(f"Due for review now: {due} (question-concept pairs). Practise: grader quiz "
-                 "practice")
-    return "\n".join(lines)
 
 
 def cmd_practice(args) -> int:

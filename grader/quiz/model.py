@@ -207,7 +207,7 @@ class Instance:
     display: str = ""  # the accepted answer as shown to the learner
     feedback: dict[int, str] = field(default_factory=dict)  # display index -> distractor feedback
     hint: str = ""
-    steps: list[str] = field(default_factory=list)  # the worked solution, with this variant's numbers
+    steps: list[str] = field(default_factory=list)  # worked solution, this variant's numbers
     precision: Precision | None = None  # numeric: what the prompt asks for
     vars: dict[str, Any] = field(default_factory=dict)  # a parameterised variant's numbers
     stream: str = ""  # "" (practice) or "sheet"

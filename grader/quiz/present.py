@@ -1,4 +1,5 @@
-"""How a question is presented: the answer format and precision line, and the worked solution."""
+"""How things are shown: the answer format and precision line, the worked solution, and the
+``quiz progress`` table."""
 
 from __future__ import annotations
 
@@ -35,3 +36,28 @@ def how_to_answer(inst: Instance) -> str:
 def worked_solution(inst: Instance) -> list[str]:
     """The worked steps of a variant (its own numbers), or an empty list."""
     return list(inst.steps)
+
+
+def render_progress(rows, learner: str, answered: int, now: float) -> str:
+    """The ``quiz progress`` table: one line per concept, weakest first."""
+    if not answered:
+        return (f"No practice yet for {learner}. Start with: grader quiz practice")
+    width = max(len(r.tag) for r in rows)
+    lines = [f"Progress of {learner}: {answered} answers. Mastery is the recent credit over a "
+             "concept's questions (unanswered count as 0).",
+             f"{'concept':<{width}}  {'mastery':<17}  seen       due  next review"]
+    for r in sorted(rows, key=lambda r: (r.mastery, r.tag)):
+        bar = "#" * round(10 * r.mastery) + "." * (10 - round(10 * r.mastery))
+        if r.next_due is None:
+            when = "-"
+        elif r.next_due <= now:
+            when = "now"
+        else:
+            days = (r.next_due - now) / 86400
+            when = f"in {days:.0f} day{'s' if round(days) != 1 else ''}" if days >= 1 else "today"
+        lines.append(f"{r.tag:<{width}}  {bar} {r.mastery:>5.0%}  {r.seen:>3}/{r.questions:<3}"
+                     f"  {r.due:>4}  {when}")
+    due = sum(r.due for r in rows)
+    lines.append(f"Due for review now: {due} (question-concept pairs). Practise: grader quiz "
+                 "practice")
+    return "\n".join(lines)

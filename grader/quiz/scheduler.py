@@ -113,6 +113,7 @@ DAY = 86400.0
 EASE_START = 2.5
 EASE_MIN = 1.3
 PASS_QUALITY = 3  # SM-2: a quality of 3 or more is a successful recall
+SITTING = 3600.0  # seconds: answers this recent belong to the current sitting
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,10 @@ def next_question(items: Mapping[str, Sequence[str]], history: Sequence[Attempt]
                   rng: random.Random, now: float) -> tuple[str, str]:
     """The next question and why: ``("due", id)`` for a review whose time has come (not one just
     asked), else the weakness-based :func:`pick` (``"weak"`` / ``"new"``)."""
-    recent = {a.question_id for a in history[-COOLDOWN:]} if COOLDOWN else set()
+    # Held back only if asked moments ago (this sitting), not if it was the last answer of a
+    # session days ago.
+    recent = ({a.question_id for a in history[-COOLDOWN:] if now - a.at < SITTING}
+              if COOLDOWN else set())
     for qid in due_queue(items, history, now):
         if qid not in recent:
             return "due", qid

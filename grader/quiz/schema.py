@@ -14,7 +14,7 @@ A bank is a YAML mapping::
         source: day30-capstone-and-checkpoint.md, Part 3 Q4   # required: the course file, section
         points: 1                         # optional, > 0
         hint: ...                         # optional: shown after a first miss (second try)
-        solution: [step, step, ...]       # optional: the worked solution (generators make their own)
+        solution: [step, step, ...]       # optional: worked solution (generators make their own)
         covers: [item-id, ...]            # optional: course items (quizzes/course-items.yaml)
         passage: ...                      # optional: the course text's own words it is written from
         # numeric
@@ -22,7 +22,7 @@ A bank is a YAML mapping::
         tolerance: {abs: 0, rel: 0.001}   # optional (default rel 0.01)
         unit: bytes                       # optional: bytes | bits | nats | count | percent
         mistakes: [{value: ..., message: ...}]   # optional: known wrong values, with feedback;
-                                          # course_text: true marks a value the course states wrongly
+                                          # course_text: true: a value the course states wrongly
         # single / multiple
         choices: [text, text, ...]        # at least 2, distinct
         correct: text | [text, ...]       # single: one choice's text; multiple: a list of them
@@ -46,8 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from .answers import UNIT_FAMILIES, Unreadable, normalize_text, read_number
-from .model import KINDS, Bank, Mistake, Question, Tolerance, mistake_clashes
 from .generators import GENERATORS
+from .model import KINDS, Bank, Mistake, Question, Tolerance, mistake_clashes
 
 COURSE_FILES = (
     "day30-capstone-and-checkpoint.md",

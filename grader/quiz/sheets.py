@@ -5,11 +5,12 @@ question id, attempt); grading derives it again and refuses a question whose cod
 (the sheet was edited, or belongs to another learner or attempt). The sheet id is the instructor's
 salt (``quiz take --sheet-id``): sheets draw from their own seed stream, and only variants that
 practice never shows (see :mod:`.instance`), so a graded sheet never repeats a practice variant.
-Self-graded reveal cards (``kind: recall``) are practice only, never on a sheet. Sheets are read with YAML's base loader, so an
-answer is always the text the learner typed (``yes``, ``1e3`` or ``0x10`` stay text).
+Self-graded reveal cards (``kind: recall``) are practice only, never on a sheet. Sheets are read
+with YAML's base loader, so an answer is always the text the learner typed (``yes``, ``1e3`` or
+``0x10`` stay text).
 
-Each graded sheet becomes a :class:`~grader.model.results.SubmissionResult` whose assignments are the
-quiz banks and whose checks are the questions.
+Each graded sheet becomes a :class:`~grader.model.results.SubmissionResult` whose assignments are
+the quiz banks and whose checks are the questions; partial credit is a failed check with a score.
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ import pytest
 
 from grader.quiz.answers import check_answer
 from grader.quiz.bank import load_banks
+from grader.quiz.generators import GENERATORS, bpe_merge_word, gpt_params
 from grader.quiz.instance import instantiate
 from grader.quiz.model import derive_seed, variant_code
-from grader.quiz.generators import GENERATORS, bpe_merge_word, gpt_params
 
 REPO = Path(__file__).resolve().parents[2]
 BANKS = load_banks(REPO / "quizzes")

@@ -16,7 +16,6 @@ from grader.quiz.answers import example_answer, wrong_answer
 from grader.quiz.bank import load_banks
 from grader.quiz.cli import main
 from grader.quiz.instance import instantiate
-from grader.quiz.model import derive_seed
 from grader.quiz.sheets import (
     SheetError,
     grade_sheet,

@@ -8,7 +8,7 @@ import random
 
 from ..answers import format_number
 from ..model import Mistake, Tolerance
-from .helpers import fmt, human
+from .helpers import human
 from .registry import Generated, generator
 
 
