@@ -25,10 +25,13 @@ __all__ = ["SUBCOMMANDS", "UsageError", "build_parser", "console", "main"]
 SUBCOMMANDS = (
     "grader.cli.run",
     "grader.cli.checks",
+    "grader.cli.batch",
     "grader.quiz.cli",
     "grader.release.cli",
     "grader.cli.gradescope",
     "grader.cli.prairielearn",
+    "grader.cli.export",
+    "grader.cli.summary",
 )
 
 

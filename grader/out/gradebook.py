@@ -679,8 +679,10 @@ _GRADING_SELECT = (
 
 
 def _latest_key(r: sqlite3.Row) -> tuple:
-    # The latest submission (a real one beats "no submission"), then its latest grading.
-    return (r["submission_id"] is not None, r["submission_id"] or 0, r["id"])
+    # A real submission beats "no submission"; then the latest grading. A batch grades the
+    # content it finds, so the latest grading is of the latest submission (also when a student
+    # goes back to an earlier version, whose row is reused).
+    return (r["submission_id"] is not None, r["id"])
 
 
 def _content_hash_of(book: Gradebook, g: sqlite3.Row) -> str:
