@@ -14,9 +14,9 @@ __all__ = ["ASSIGNMENTS", "Assignment", "Check", "CheckFailed", "CheckSkipped", 
 
 
 def _load() -> dict[str, Assignment]:
-    from grader.checks import attention, block, causal_mask, gpt2_loading, kv_cache, training
+    from grader.checks import attention, block, bpe, causal_mask, gpt2_loading, kv_cache, training
 
-    ordered = [attention, causal_mask, block, training, kv_cache, gpt2_loading]
+    ordered = [bpe, attention, causal_mask, block, training, kv_cache, gpt2_loading]
     return {m.ASSIGNMENT.name: m.ASSIGNMENT for m in ordered}
 
 

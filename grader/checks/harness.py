@@ -25,6 +25,18 @@ def tup(*items: Any) -> dict[str, list[Any]]:
     return {"$tuple": list(items)}
 
 
+def text_arg(name: str) -> dict[str, str]:
+    """A ``str`` argument whose UTF-8 bytes are the uint8 tensor sent under ``name`` (a large
+    text costs no JSON escaping that way)."""
+    return {"$text": name}
+
+
+def kept(key: str, value: Any) -> dict[str, Any]:
+    """An argument the worker decodes (e.g. builds with :func:`new`) once per process and then
+    reuses; ``key`` must name exactly this value (include a digest of its inputs)."""
+    return {"$kept": {"key": key, "value": value}}
+
+
 def raw(data: bytes) -> dict[str, str]:
     """A ``bytes`` argument."""
     import base64
@@ -178,9 +190,10 @@ def call_function(ctx: Context, module: str, function: str, *, args: list[Any],
                   kwargs: dict[str, Any] | None = None, tensors: dict[str, torch.Tensor],
                   requires_grad: tuple[str, ...] = (), grad_outputs: dict[str, str] | None = None,
                   seed: int = 0, what: str | None = None, timeout: float | None = None,
-                  on: dict[str, Any] | None = None) -> CallResult:
+                  on: dict[str, Any] | None = None, each: bool = False) -> CallResult:
     """Call ``module.function`` in the worker (with ``on``, an object built by :func:`new`, its
-    method ``function``); ``grad_outputs`` maps output keys (``out``, ``out.0``) to tensor names
+    method ``function``; with ``each``, once per item of the first argument, the output being
+    the list of results); ``grad_outputs`` maps output keys (``out``, ``out.0``) to tensor names
     to backpropagate, returning the gradients of ``requires_grad``."""
     request = {
         "module": module, "function": function, "args": args, "kwargs": kwargs or {},
@@ -188,6 +201,8 @@ def call_function(ctx: Context, module: str, function: str, *, args: list[Any],
     }
     if on is not None:
         request["self"] = on
+    if each:
+        request["each"] = True
     reply = ctx.request("call", request, tensors, timeout=timeout)
     out = reply.result["output"]
     grads = {k[len("grad."):]: reply.tensors[k] for k in reply.result["grads"]}

@@ -100,6 +100,8 @@ def call(session: Session, args: dict[str, Any], tensors: Tensors):
 
     ``requires_grad`` names input tensors whose gradients are returned as ``grad.<name>``;
     ``grad_outputs`` maps output keys (``out``, ``out.0``, ...) to tensors named in ``tensors``.
+    With ``each``, the first argument is a list and the result is the list of the calls on its
+    items (many small calls in one request).
     """
     reset_state(args.get("seed", 0))
     for name in args.get("requires_grad", []):
@@ -117,7 +119,10 @@ def call(session: Session, args: dict[str, Any], tensors: Tensors):
         fn = session.attribute(args["module"], args["function"])
     call_args = values.decode(args.get("args", []), tensors, new)
     call_kwargs = values.decode(args.get("kwargs", {}), tensors, new)
-    result = fn(*call_args, **call_kwargs)
+    if args.get("each"):  # one call per item of the first argument, in one request
+        result = [fn(item, *call_args[1:], **call_kwargs) for item in call_args[0]]
+    else:
+        result = fn(*call_args, **call_kwargs)
     out: Tensors = {}
     description = values.describe(result, "out", out)
     grads = _backward(out, tensors, args.get("grad_outputs", {}), args.get("requires_grad", []))

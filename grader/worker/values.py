@@ -3,7 +3,11 @@
 Arguments are JSON in which ``{"$t": key}`` stands for a tensor sent beside the JSON,
 ``{"$new": {"module", "class", "args", "kwargs"}}`` for an object built from the student's module
 (e.g. their ``GPTConfig``), ``{"$tuple": [...]}`` for a tuple (JSON has only lists; a merge
-table's pairs must be hashable) and ``{"$bytes": "<base64>"}`` for a ``bytes`` value.
+table's pairs must be hashable), ``{"$bytes": "<base64>"}`` for a ``bytes`` value and
+``{"$text": key}`` for the ``str`` whose UTF-8 bytes are the uint8 tensor sent under ``key`` (a
+large text, e.g. a tokenizer's files, costs no JSON escaping that way).
+``{"$kept": {"key": k, "value": v}}`` is ``v`` decoded the first time the worker process meets
+``k`` and the same object afterwards (an object that is costly to build, built once).
 
 Return values are flattened into a JSON description plus named tensors, so the trusted side can
 say "you returned a list, not a tensor" instead of crashing. The kinds (every field, every
@@ -48,6 +52,8 @@ MAX_INTS = 1 << 22      # ints in one "ints" value (32 MiB as int64)
 MAX_FLAT = 1 << 16      # entries of a list/tuple/dict of scalars
 MAX_FLAT_ITEM = 1024    # characters/bytes of a str/bytes entry of such a container
 _INT64 = (-(2**63), 2**63 - 1)
+# Arguments marked {"$kept": {"key", "value"}}: decoded (built) once per worker process.
+_KEPT: dict[str, Any] = {}
 
 
 def decode(value: Any, tensors: dict[str, torch.Tensor], new: Callable[[dict], Any]) -> Any:
@@ -63,6 +69,14 @@ def decode(value: Any, tensors: dict[str, torch.Tensor], new: Callable[[dict], A
                 return tuple(decode(v, tensors, new) for v in inner)
             if marker == "$bytes":
                 return base64.b64decode(inner)
+            if marker == "$kept":
+                # Built once per worker process and reused (e.g. a tokenizer from 1.5 MB of
+                # files); the full argument is always sent, so a fresh worker rebuilds it.
+                if inner["key"] not in _KEPT:
+                    _KEPT[inner["key"]] = decode(inner["value"], tensors, new)
+                return _KEPT[inner["key"]]
+            if marker == "$text":
+                return tensors[inner].to(torch.uint8).numpy().tobytes().decode("utf-8")
         return {k: decode(v, tensors, new) for k, v in value.items()}
     if isinstance(value, list):
         # A long list of plain values (token ids, a merge table's strings) is taken as it is.
