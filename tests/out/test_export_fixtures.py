@@ -169,3 +169,55 @@ def test_the_class_is_what_its_docstring_says() -> None:
     assert {submission(s).max_score for s in STUDENTS} == {22.0}
     r = submission("bob")
     assert SubmissionResult.from_json(r.to_json()).to_dict() == r.to_dict()
+
+
+def no_submission_result() -> SubmissionResult:
+    """What the batch records for a roster student who submitted nothing: every check listed,
+    with its points, as an error with 0."""
+    r = submission("alice")
+    for a in r.assignments:
+        a.message = "no submission"
+        for c in a.checks:
+            c.status, c.score, c.message, c.details = Status.ERROR, 0.0, "no submission", {}
+    r.submission, r.submission_id, r.seconds = "", "", 0.0
+    return r
+
+
+def make_gradebook(path, *, regrade: bool = False):
+    """The class as a batch would record it, in a gradebook file at ``path``. With ``regrade``,
+    a second run where bob fixed his scale (a new version) and erin's timeout is gone."""
+    import csv
+    import io
+
+    from grader.batch.roster import read_roster
+    from grader.out.gradebook import Gradebook, Student
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    roster_path = path.parent / "roster.csv"
+    roster_path.write_text(ROSTER_CSV)
+    roster = read_roster(roster_path)
+    assert [s.id for s in roster] == [r["student_id"] for r in csv.DictReader(
+        io.StringIO(ROSTER_CSV))]
+    book = Gradebook.open(path)
+    book.set_roster([Student(s.id, s.name, s.email, s.section, extra=s.extra) for s in roster])
+    run = book.run_for("fp-1", grader_version="0.1.0", components={}, options={}, seed="1",
+                       label="first")
+    for sid in STUDENTS:
+        book.record(sid, submission(sid), run, files=["attention.py", "training.py"],
+                    received_at=SUBMITTED[sid], started_at="2026-11-23T10:00:00+00:00",
+                    source=f"class/{sid}")
+    book.record_no_submission("grace", no_submission_result(), run)
+    if regrade:
+        run2 = book.run_for("fp-2", grader_version="0.1.0", components={}, options={},
+                            seed="2", label="regrade")
+        for sid in STUDENTS:
+            r = submission("alice" if sid == "bob" else sid)
+            if sid == "bob":
+                r.submission_id = "sha256:bobfixed" + "0" * 48
+            if sid == "erin":
+                c = r.assignment("attention").check("mha_gradients")
+                c.status, c.score, c.message = Status.PASSED, c.max_score, ""
+            book.record(sid, r, run2, files=["attention.py", "training.py"],
+                        received_at=SUBMITTED[sid], source=f"class/{sid}")
+        book.record_no_submission("grace", no_submission_result(), run2)
+    return book
