@@ -34,7 +34,9 @@ data in one of these shapes, without touching the templates.
    ``traceback`` (a grader bug: instructor only); and ``likely_mistake`` (``{"name", "hint",
    "course"}``, from the diagnosis), shown in its own box.
 3. **Tables**: a dict of dicts of scalars, e.g. ``measured = {"wte": {"std": .., "mean": ..}}``.
-4. **Everything else** is listed as ``key: value`` (compact JSON, cut at 300 characters).
+4. **Values**: every other key is listed with its words (``words.LABELS``) and its value in
+   words (``words.say``: units, shortened lists, bounds). Every key a check emits is declared
+   in :data:`grader.model.details.VOCABULARY` and has words; tests hold the checks to it.
 
 Audiences: ``"student"`` shows a hidden check's name, status and points only — its message,
 hint, details and inputs never reach the view — and the student's printed log only when no
@@ -51,6 +53,7 @@ from typing import Any
 
 from grader.model import figures as F
 from grader.model.results import AssignmentResult, CheckResult, Status, SubmissionResult, Visibility
+from grader.model.rootcause import Cause, root_causes, start_here
 from grader.out.reports import words
 
 AUDIENCES = ("student", "instructor")
@@ -106,7 +109,8 @@ def build_view(result: SubmissionResult, audience: str = "student") -> dict[str,
     if audience not in AUDIENCES:
         raise ValueError(f"audience must be one of {AUDIENCES}, not {audience!r}")
     instructor = audience == "instructor"
-    assignments = [_assignment_view(a, instructor) for a in result.assignments]
+    causes = root_causes(result)
+    assignments = [_assignment_view(a, instructor, causes) for a in result.assignments]
     checks = [c for a in result.assignments for c in a.checks]
     hidden_ran = any(c.visibility is Visibility.HIDDEN and c.status is not Status.SKIPPED
                      for c in checks)
@@ -118,6 +122,10 @@ def build_view(result: SubmissionResult, audience: str = "student") -> dict[str,
     if env.get("hidden_checks") == "listed, not run":
         notes.append("Hidden checks were not run: they run when your instructor grades the "
                      "submission.")
+    notebooks = env.get("notebooks")
+    if isinstance(notebooks, Mapping):
+        notes.extend(f"Warning: {text}" for entry in notebooks.values()
+                     if isinstance(entry, Mapping) for text in entry.get("failed_cells") or [])
     return {
         "audience": audience,
         "instructor": instructor,
@@ -132,6 +140,7 @@ def build_view(result: SubmissionResult, audience: str = "student") -> dict[str,
         "counts": _counts(checks),
         "assignments": assignments,
         "notes": notes,
+        "start_here": _start_view(result, causes, instructor),
         "environment": _flatten(env) if instructor else [],
         "log": result.log if (instructor or not hidden_ran) else "",
     }
@@ -150,22 +159,49 @@ def _counts(checks: list[CheckResult]) -> dict[str, int]:
     return {"passed": sum(c.passed for c in counted), "total": len(counted)}
 
 
-def _assignment_view(a: AssignmentResult, instructor: bool) -> dict[str, Any]:
+def _start_view(result: SubmissionResult, causes: dict[tuple[str, str], Cause],
+                instructor: bool) -> dict[str, Any] | None:
+    """The "Start here" box: the first module to fix, its first failing check, its likely
+    mistake (from checks this audience may see only)."""
+    start = start_here(result, causes,
+                       lambda c: instructor or c.visibility is not Visibility.HIDDEN)
+    if start is None:
+        return None
+    return {"file": start.file, "assignment": start.assignment,
+            "anchor": _anchor(f"{start.assignment}-{start.check_id}"),
+            "check": start.check_name, "whole_module": start.whole_module,
+            "mistake": start.mistake, "hint": start.hint, "course": start.course,
+            "problem": start.problem, "follows": start.follows}
+
+
+def _assignment_view(a: AssignmentResult, instructor: bool,
+                     causes: dict[tuple[str, str], Cause] | None = None) -> dict[str, Any]:
     title, course = a.title, a.course
     return {
         "name": a.name, "anchor": _anchor(a.name), "title": title, "course": course,
         "score": a.score, "max_score": a.max_score, "score_text": points(a.score, a.max_score),
         "percent": _percent(a.score, a.max_score), "counts": _counts(a.checks),
         "message": a.message, "source": a.source,
-        "checks": [_check_view(a, c, instructor) for c in a.checks],
+        "checks": [_check_view(a, c, instructor, (causes or {}).get((a.name, c.id)))
+                   for c in a.checks],
+        "follows": _follows((causes or {}).get((a.name, a.checks[0].id))
+                            if a.message and a.checks else None),
     }
+
+
+def _follows(cause: Cause | None) -> dict[str, str] | None:
+    if cause is None:
+        return None
+    return {"file": cause.file, "anchor": _anchor(cause.assignment), "because": cause.because,
+            "text": cause.sentence()}
 
 
 def _anchor(text: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in text.lower())
 
 
-def _check_view(a: AssignmentResult, c: CheckResult, instructor: bool) -> dict[str, Any]:
+def _check_view(a: AssignmentResult, c: CheckResult, instructor: bool,
+                cause: Cause | None = None) -> dict[str, Any]:
     hidden = c.visibility is Visibility.HIDDEN
     redacted = hidden and not instructor
     view: dict[str, Any] = {
@@ -175,6 +211,7 @@ def _check_view(a: AssignmentResult, c: CheckResult, instructor: bool) -> dict[s
         "counts": c.counts, "seconds": c.seconds,
         "message": "", "hint": "", "likely_mistake": None, "facts": [], "inputs": [],
         "figures": [], "tables": [], "traces": [], "other": [], "has_body": False,
+        "follows": None,
     }
     if redacted:
         if c.status is Status.SKIPPED:
@@ -185,7 +222,13 @@ def _check_view(a: AssignmentResult, c: CheckResult, instructor: bool) -> dict[s
     view["message"] = "" if same else c.message
     view["hint"] = c.hint
     view.update(interpret(c.details or {}, instructor))
+    if cause is not None and not same:
+        # The root cause replaces the local hint and diagnosis: they would send the student
+        # into this module when the fix is in an earlier one.
+        view["follows"] = _follows(cause)
+        view["hint"], view["likely_mistake"] = "", None
     view["has_body"] = bool(view["message"] or view["hint"] or view["likely_mistake"]
+                            or view["follows"]
                             or view["facts"] or view["inputs"] or view["figures"]
                             or view["tables"] or view["traces"] or view["other"])
     return view
@@ -205,7 +248,8 @@ def interpret(details: Mapping[str, Any], instructor: bool = True) -> dict[str, 
         out["traces"].append({"title": "Grader traceback (instructor only)",
                               "text": str(d["traceback"])})
     used = set(FACT_KEYS)
-    if _scalar(d.get("actual")) and _scalar(d.get("expected")):
+    if ((_scalar(d.get("actual")) and _scalar(d.get("expected")))
+            or (_listed(d.get("actual")) and _listed(d.get("expected")))):
         used |= {"actual", "expected"}  # said as a fact: "yours X, expected Y"
     # Pairs of top-level matrices, and weights shown with their mask.
     if _is_matrix(d.get("actual")) and _is_matrix(d.get("expected")):
@@ -233,12 +277,13 @@ def interpret(details: Mapping[str, Any], instructor: bool = True) -> dict[str, 
         elif _is_table(value):
             out["tables"].append(_table(key, value))
         else:
-            out["other"].append({"key": key, "text": _compact(value)})
+            out["other"].append({"key": key, "label": words.label(key),
+                                 "text": _cut(words.say(key, value))})
     return out
 
 
 def _figure(key: str, value: Any) -> list[dict[str, Any]] | None:
-    title, xl, yl = TITLES.get(key, (_humanise(key), "", ""))
+    title, xl, yl = TITLES.get(key, (words.label(key), "", ""))
     if F.is_figure(value):
         return [_titled(dict(value), key)]
     if isinstance(value, list) and value and all(F.is_figure(v) for v in value):
@@ -257,7 +302,7 @@ def _figure(key: str, value: Any) -> list[dict[str, Any]] | None:
 
 def _titled(fig: dict[str, Any], key: str) -> dict[str, Any]:
     if not fig.get("title"):
-        fig["title"] = TITLES.get(key, (_humanise(key),))[0]
+        fig["title"] = TITLES.get(key, (words.label(key),))[0]
     return fig
 
 
@@ -291,8 +336,12 @@ def _table(key: str, value: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         columns.extend(k for k in row if k not in columns)
     rows = [[str(name)] + [words.num(row[c]) if c in row else "" for c in columns]
             for name, row in value.items()]
-    return {"title": _humanise(key), "columns": [""] + [_humanise(c) for c in columns],
+    return {"title": words.label(key), "columns": [""] + [_humanise(c) for c in columns],
             "rows": rows}
+
+
+def _cut(text: str, limit: int = 600) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _compact(value: Any, limit: int = 300) -> str:
@@ -367,6 +416,9 @@ def _facts(d: Mapping[str, Any]) -> list[dict[str, str]]:
                      f"{words.shape(d.get('expected_shape', '?'))}")
     if _scalar(d.get("actual")) and _scalar(d.get("expected")):
         add("Value", f"yours {num(d['actual'])}, expected {num(d['expected'])}")
+    elif _listed(d.get("actual")) and _listed(d.get("expected")):
+        add("Values", f"yours {words.say('actual', d['actual'])}, expected "
+                      f"{words.say('expected', d['expected'])}")
     if "loss" in d:
         text = num(d["loss"])
         ln_v, loss = F.to_float(d.get("ln_vocab")), F.to_float(d["loss"])
@@ -385,6 +437,11 @@ def _facts(d: Mapping[str, Any]) -> list[dict[str, str]]:
 
 def _scalar(v: Any) -> bool:
     return isinstance(v, (int, float, str, bool))
+
+
+def _listed(v: Any) -> bool:
+    """A flat list of scalars (token ids, positions): said in words, not drawn."""
+    return isinstance(v, list) and all(_scalar(x) for x in v) and not _is_matrix(v)
 
 
 def _flatten(env: Mapping[str, Any], prefix: str = "") -> list[dict[str, str]]:

@@ -1,5 +1,7 @@
-"""Figures and numbers in words: what the Markdown report says instead of a picture, and what an
-SVG's ``<desc>`` says to a screen reader. Plain text, not yet escaped for any format."""
+"""Figures, numbers and detail keys in words: what the Markdown report says instead of a picture,
+what an SVG's ``<desc>`` says to a screen reader, and the label and wording of every key a check
+may put into its details (:data:`LABELS`, one entry per key of
+:data:`grader.model.details.VOCABULARY`). Plain text, not yet escaped for any format."""
 
 from __future__ import annotations
 
@@ -7,6 +9,140 @@ import math
 from typing import Any
 
 from grader.model.figures import REFERENCE_NAMES, to_float
+
+# The words of every declared details key (grader.model.details.VOCABULARY): the label the
+# reports print before its value. tests/out/test_report_words.py fails on a key without one.
+LABELS: dict[str, str] = {
+    # facts (said in sentences by the reports' facts list)
+    "max_abs_diff": "Largest absolute difference",
+    "max_rel_diff": "Largest relative difference",
+    "where": "At index",
+    "actual_at": "Your value there",
+    "expected_at": "Expected value there",
+    "mismatched": "Values outside the tolerance",
+    "shape": "Shape compared",
+    "tolerance": "Tolerance",
+    "nonfinite": "NaN/inf values",
+    "actual_shape": "Your shape",
+    "expected_shape": "Expected shape",
+    "actual": "Yours",
+    "expected": "Expected",
+    "loss": "Loss",
+    "ln_vocab": "ln(vocab size), the loss of a uniform guess",
+    "error": "Raised",
+    "likely_mistake": "Likely mistake",
+    "traceback": "Grader traceback (instructor only)",
+    "inputs": "Inputs",
+    # figures
+    "weights": "Attention weights without a mask",
+    "weights_masked": "Attention weights with a mask",
+    "heatmap": "Your attention weights",
+    "mask": "The mask (1 = may attend)",
+    "curves": "Loss curve: yours and the reference's",
+    "losses": "Loss curve",
+    "train_losses": "Training loss",
+    "val_losses": "Validation loss",
+    "lrs": "Learning-rate schedule",
+    "grad_norms": "Gradient norm per step",
+    # tables
+    "measured": "Measured statistics",
+    "heldout": "Held-out questions",
+    # values
+    "diagnosis": "Diagnosis",
+    "diagnosis_error": "Diagnosis failed (a grader problem)",
+    "cases": "Cases checked",
+    "max_row_sum_error": "Largest error of a row sum",
+    "cuts": "Sequence lengths tried",
+    "changed": "Positions that changed",
+    "num_parameters": "Parameters",
+    "parameters": "Parameters",
+    "chi_square": "Chi-square of the spread of starts",
+    "counts": "Starts per tenth of the data",
+    "starts_seen": "Starts drawn",
+    "steps": "Steps",
+    "pre_clip": "Gradient norm after backward, before clipping",
+    "at_step": "Gradient norm the optimizer step applied",
+    "grad_clip": "Clipping threshold (grad_clip)",
+    "stale_steps": "Steps whose gradients still held the previous step's",
+    "evaluations": "Evaluations expected",
+    "loss_ratio": "Your held-out loss ÷ the reference loop's",
+    "grad_norm_ratio": "Your gradient norms ÷ the reference's (median after warmup)",
+    "parameter_travel_ratio": "How far your loop moved the parameters ÷ how far the reference's did",
+    "limits": "Allowed",
+    "heldout_loss": "Held-out loss",
+    "first_loss": "Loss at the first step",
+    "margin": "Allowed margin above the reference's loss",
+    "device": "Device",
+    "seed": "Seed",
+    "seconds": "Time of the run",
+    "chunks": "Chunk sizes fed",
+    "lengths": "Cache length after each chunk",
+    "tokens": "Tokens",
+    "tokens_fed_cached": "Tokens fed per call, with the cache",
+    "tokens_fed_uncached": "Tokens fed per call, without the cache",
+    "used": "Positions used",
+    "calls": "Shapes the model was called with",
+}
+
+# Values with a unit: how the number is followed.
+_UNITS = {"seconds": " s", "loss_ratio": "×", "grad_norm_ratio": "×",
+          "parameter_travel_ratio": "×"}
+_SERIES_SHOWN = 16
+
+
+def label(key: str) -> str:
+    """The words for a details key (a humanised key when it has none: never for a declared
+    key, which the tests hold to :data:`LABELS`)."""
+    if key in LABELS:
+        return LABELS[key]
+    text = key.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def say(key: str, value: Any) -> str:
+    """A details value in words: numbers with their unit, lists shortened with their count,
+    ``limits`` as bounds, small dicts as ``name value`` pairs; never raw JSON for the shapes
+    checks emit."""
+    if key == "limits" and isinstance(value, dict):
+        return "; ".join(_bound(k, v) for k, v in value.items())
+    return _say(value, _UNITS.get(key, ""))
+
+
+def _bound(name: str, bound: Any) -> str:
+    what = label(name).lower() if name in LABELS else name.replace("_", " ")
+    if isinstance(bound, (list, tuple)) and len(bound) == 2:
+        return f"{what} between {num(bound[0])} and {num(bound[1])}"
+    return f"{what} at most {num(bound)}"
+
+
+def _say(value: Any, unit: str = "") -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "none"
+    if isinstance(value, (int, float)):
+        return num(value) + unit
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "none"
+        if all(isinstance(v, (list, tuple)) for v in value) and all(
+                isinstance(x, (int, float)) for v in value for x in v):
+            return ", ".join(shape(list(v)) for v in value[:_SERIES_SHOWN]) + _more(value)
+        shown = ", ".join(_say(v) for v in value[:_SERIES_SHOWN])
+        return f"[{shown}{', …' if len(value) > _SERIES_SHOWN else ''}]" + _more(value)
+    if isinstance(value, dict):
+        parts = []
+        for k, v in value.items():
+            name = "yours" if k == "student" else str(k).replace("_", " ")
+            parts.append(f"{name} {_say(v, unit)}")
+        return ", ".join(parts)
+    return str(value)
+
+
+def _more(value: Any) -> str:
+    return f" ({len(value)} values)" if len(value) > _SERIES_SHOWN else ""
 
 
 def num(value: Any, digits: int = 4) -> str:
