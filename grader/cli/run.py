@@ -1,4 +1,5 @@
-"""``grader run``: grade one submission folder and print, write or report the results."""
+"""``grader run``: grade one submission (a folder, a nested folder, or a single file) and print,
+write or report the results."""
 
 from __future__ import annotations
 
@@ -16,10 +17,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="grade a submission folder",
-                       description="Grade a folder of modules (attention.py, causal_mask.py, "
-                                   "block.py, ...) and print a summary.")
-    p.add_argument("submission", type=Path, help="the submission folder")
+    p = sub.add_parser("run", help="grade one submission (a folder of modules or notebooks)",
+                       description="Grade one submission and print a summary: a folder of "
+                                   "modules (attention.py, causal_mask.py, block.py, ...) or "
+                                   "notebooks (.ipynb), a folder holding such a folder (an "
+                                   "unpacked zip), or a single module or notebook file. A "
+                                   "folder of student folders is graded with `grader batch`.")
+    p.add_argument("submission", type=Path,
+                   help="the submission folder, or one module (.py) or notebook (.ipynb)")
     p.add_argument("-a", "--assignment", action="append", dest="assignments", metavar="NAME",
                    help="grade only this assignment (repeatable)")
     p.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
@@ -29,6 +34,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                    help="student reports show only the name and points of hidden checks")
     p.add_argument("--fixtures", type=Path, metavar="DIR",
                    help="expected values from stored fixtures instead of the live reference")
+    p.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="the live inputs' seed (default: a fresh secret one, recorded in the "
+                        "results' environment; pass it to reproduce a verdict)")
     p.add_argument("--public-only", action="store_true",
                    help="skip hidden checks (what a student's self-check runs)")
     p.add_argument("--weights", type=Path, metavar="YAML",
@@ -38,41 +46,53 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                         "config.json): the GPT-2 loading checks also run on it (never "
                         "downloaded; default: the Hugging Face cache when it holds one)")
     p.add_argument("--isolation", choices=["auto", "bwrap", "none"], default="auto",
-                   help="sandbox for the student's code (default: bubblewrap when available)")
+                   help="how the student's code is isolated: bwrap (the bubblewrap sandbox: no "
+                        "network, read-only system, only the submission visible), none (a "
+                        "plain process, for machines without bubblewrap), auto (default: "
+                        "bwrap when available, else none with a note)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads of the worker (default: the number of CPUs, at most 4)")
     p.add_argument("--timeout", type=float, default=60.0,
                    help="seconds each request to the student's code may take (default 60)")
     p.add_argument("--total-timeout", type=float, default=600.0,
                    help="seconds the whole submission may take (default 600)")
-    p.add_argument("-v", "--verbose", action="store_true", help="show hints under failures")
-    p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also show the checks' own hints, and where the course teaches a "
+                        "likely mistake")
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                   help="colour the summary: auto (default: when printing to a terminal), "
+                        "always, never")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from grader.isolation.client import WorkerClient, WorkerSettings
 
-    if not args.submission.is_dir():
-        raise UsageError(f"submission folder not found: {args.submission}")
+    from grader.intake.discover import NotASubmission, locate
+
+    try:
+        # The assignments are not known before the checks are imported, which waits for the
+        # worker's launch; any .py counts as a module here, the names are checked later.
+        where = locate(args.submission, None)
+    except NotASubmission as exc:
+        raise UsageError(str(exc)) from None
     if args.gpt2_weights is not None:
         if not (args.gpt2_weights / "config.json").is_file():
             raise UsageError(f"no config.json in {args.gpt2_weights}: expected a local folder "
                              "of the Hugging Face `gpt2` checkpoint")
-        os.environ["GRADER_GPT2_WEIGHTS"] = str(args.gpt2_weights.resolve())
     threads = args.threads or max(1, min(4, os.cpu_count() or 1))
     settings = WorkerSettings(isolation=args.isolation, threads=threads,
                               call_timeout=args.timeout, total_timeout=args.total_timeout)
     # Launch the worker before importing the checks (and torch): both imports then overlap.
-    worker = WorkerClient(args.submission, settings)
+    worker = WorkerClient(where.root, settings)
     try:
         worker.launch()
-        return _grade_and_report(args, settings, worker)
+        return _grade_and_report(args, settings, worker, where)
     finally:
         worker.close()
 
 
-def _grade_and_report(args: argparse.Namespace, settings, worker) -> int:
+def _grade_and_report(args: argparse.Namespace, settings, worker, where) -> int:
     from grader import checks
     from grader.grading import GradeOptions, grade, load_weights
     from grader.out.summary import render_terminal
@@ -82,20 +102,21 @@ def _grade_and_report(args: argparse.Namespace, settings, worker) -> int:
             raise UsageError(f"unknown assignment {name!r}; known: {', '.join(checks.names())}")
     from grader.intake.bundle import NOTE, fixtures_dir
 
+    assignments = _assignments(args, where, checks)
+    if where.note:
+        print(f"note: {where.note}")
     # In a student bundle (grader release): its own fixtures, and the public checks only.
     bundled = args.fixtures is None and fixtures_dir() is not None
     options = GradeOptions(
-        assignments=args.assignments,
-        source=_source(args.fixtures or fixtures_dir()),
+        assignments=assignments,
+        source=_source(args.fixtures or fixtures_dir(), getattr(args, "seed", None)),
         worker=settings,
         weights=_weights(args.weights, load_weights),
         include_hidden=not (args.public_only or bundled),
+        checks=checks.CheckSettings(gpt2_weights=args.gpt2_weights.resolve()
+                                    if args.gpt2_weights else None),
     )
     result = grade(args.submission, options, worker=worker)
-    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-    print(render_terminal(result, color=color, verbose=args.verbose))
-    if bundled:
-        print(NOTE)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(result.to_json())
@@ -103,8 +124,43 @@ def _grade_and_report(args: argparse.Namespace, settings, worker) -> int:
         from grader.out.reports import write_reports
 
         paths = write_reports(result, args.report, audience=args.audience)
-        print("reports: " + ", ".join(str(p) for p in paths))
+        footer = "Full report (pictures, every difference): " + ", ".join(str(p) for p in paths)
+    else:
+        footer = (f"For the full report (pictures, every difference):\n"
+                  f"grader run {_quoted(args.submission)} --report report/")
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+    print(render_terminal(result, color=color, verbose=args.verbose, footer=footer))
+    if bundled:
+        print(NOTE)
     return 0
+
+
+def _assignments(args: argparse.Namespace, where, checks) -> list[str] | None:
+    """The assignments to grade: those asked for, and for a single file only those it
+    provides (a notebook may provide several)."""
+    if where.file is None:
+        return args.assignments
+    from grader.intake.discover import NotASubmission, discover, provided
+
+    modules = [a.module for a in checks.ASSIGNMENTS.values()]
+    try:
+        found = provided(discover(where.file, modules, checks.graded_names()))
+    except NotASubmission as exc:
+        raise UsageError(str(exc)) from None
+    names = [n for n, a in checks.ASSIGNMENTS.items() if a.module in found]
+    if args.assignments:
+        names = [n for n in names if n in args.assignments] or list(args.assignments)
+    if not names:
+        raise UsageError(f"{where.file.name} holds none of the assignments "
+                         f"({', '.join(m + '.py' for m in modules)}): pass the submission "
+                         f"folder, or one of its modules or notebooks")
+    return names
+
+
+def _quoted(path: Path) -> str:
+    import shlex
+
+    return shlex.quote(str(path))
 
 
 def _weights(path: Path | None, load) -> dict:
@@ -116,7 +172,7 @@ def _weights(path: Path | None, load) -> dict:
         raise UsageError(str(exc)) from None
 
 
-def _source(fixtures: Path | None):
+def _source(fixtures: Path | None, seed: int | None = None):
     from grader.checks.expected import FIXTURE_FILE, LiveReference, StoredFixtures
 
     if fixtures is not None:
@@ -128,4 +184,4 @@ def _source(fixtures: Path | None):
     if importlib.util.find_spec("reference") is None:
         raise UsageError("the reference implementation is not installed here; pass --fixtures "
                          "DIR (a student bundle ships its fixtures)")
-    return LiveReference()
+    return LiveReference(seed=seed)

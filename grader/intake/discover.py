@@ -78,19 +78,134 @@ class Submission:
         return report
 
 
+class NotASubmission(FileNotFoundError):
+    """The path given is not a submission, and the message says precisely what to pass."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a submission's files are: ``root`` is the folder the worker mounts and discovery
+    reads; ``file`` is set when a single module or notebook was given (only it is graded, its
+    folder's other files stay importable); ``note`` says where the files were found when that
+    is not the path given ("" otherwise)."""
+
+    root: Path
+    file: Path | None = None
+    note: str = ""
+
+
+# How deep a submission's files may sit below the folder given (an LMS zip unpacked as
+# nested/hw/attention.py is one level down; a zip of a folder of a folder, two).
+MAX_NESTING = 2
+
+
+def locate(path: Path, modules: Sequence[str] | None) -> Location:
+    """Where the submission at ``path`` keeps its files, for the assignment ``modules``.
+
+    ``path`` may be the submission folder; a folder whose files sit in one nested folder
+    (found, and said in ``note``); or one module (``attention.py``) or notebook. A folder of
+    student folders, or a file that is no assignment's, raises :class:`NotASubmission` with
+    what to pass instead. A folder with no assignment file anywhere is returned as it is:
+    discovery then says which files are missing. ``modules=None`` (the assignments are not
+    known yet, e.g. before the checks are imported) takes any ``.py`` file for a module.
+    """
+    path = Path(path)
+    if path.is_file():
+        return _single_file(path, modules)
+    if not path.is_dir():
+        raise NotASubmission(f"submission folder not found: {path}")
+    if _holds_assignment(path, modules):
+        return Location(path)
+    holders = _nested_holders(path, modules)
+    if not holders:
+        return Location(path)
+    if len(holders) == 1:
+        found = holders[0]
+        rel = found.relative_to(path).as_posix()
+        return Location(found, note=f"no assignment files directly in {path}; found them in "
+                                    f"{rel}/ and graded that folder")
+    tops = sorted({h.relative_to(path).parts[0] for h in holders})
+    shown = ", ".join(tops[:4]) + (", ..." if len(tops) > 4 else "")
+    if len(tops) > 1:
+        raise NotASubmission(
+            f"{path} looks like a folder of {len(tops)} student submissions ({shown}), not one "
+            f"submission: grade them all with `grader batch {path}`, or one with "
+            f"`grader run {path / tops[0]}`")
+    listed = ", ".join(h.relative_to(path).as_posix() + "/" for h in holders[:4])
+    raise NotASubmission(f"no assignment files directly in {path}; found them in several "
+                         f"folders ({listed}): pass the one to grade")
+
+
+def _assignment_file(name: str, modules: Sequence[str] | None) -> bool:
+    stem, _, suffix = name.rpartition(".")
+    return (suffix == "py" and (modules is None or stem in modules)) or suffix == "ipynb"
+
+
+def _holds_assignment(folder: Path, modules: Sequence[str] | None) -> bool:
+    try:
+        return any(p.is_file() and _assignment_file(p.name, modules) for p in folder.iterdir())
+    except OSError:
+        return False
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()
+                      and p.name not in IGNORED_DIRS and not p.name.startswith((".", "__")))
+    except OSError:
+        return []
+
+
+def _nested_holders(root: Path, modules: Sequence[str] | None) -> list[Path]:
+    """The folders below ``root`` (at most :data:`MAX_NESTING` levels) that hold assignment
+    files; the search stops at the first level where it finds any."""
+    level = [root]
+    for _ in range(MAX_NESTING):
+        level = [sub for folder in level for sub in _subfolders(folder)]
+        found = [f for f in level if _holds_assignment(f, modules)]
+        if found:
+            return found
+    return []
+
+
+def _single_file(path: Path, modules: Sequence[str] | None) -> Location:
+    name = path.name
+    if name.endswith(".ipynb") or (name.endswith(".py") and (modules is None
+                                                             or name[:-3] in modules)):
+        return Location(path.parent, file=path,
+                        note=f"grading the single file {name} (other files of its folder "
+                             f"stay importable)")
+    modules = list(modules or [])
+    files = ", ".join(f"{m}.py" for m in modules) or "the assignment modules"
+    if name.endswith(".py"):
+        close = difflib.get_close_matches(name, [f"{m}.py" for m in modules], n=1, cutoff=0.75)
+        better = f" (did you mean {close[0]}?)" if close else ""
+        raise NotASubmission(f"{name} is not an assignment module{better}: pass the submission "
+                             f"folder, or one of {files}, or a notebook")
+    raise NotASubmission(f"{path} is a file, not a submission: pass the folder that holds "
+                         f"your assignment files ({files}, or notebooks), or one of them")
+
+
 def discover(root: Path, modules: list[str], graded: Mapping[str, Sequence[str]]) -> Submission:
     """Look for ``<module>.py`` for each module name in ``root``, and check each parses; a
     module that is not there may come from a notebook (read and analysed, not run).
 
-    ``graded`` maps every assignment module (in course order) to the names its checks import:
-    it tells which notebook provides which module, and which ``.py`` names are assignments.
+    ``root`` may also be a folder whose files sit one or two folders down, or a single module
+    or notebook file: see :func:`locate`. ``graded`` maps every assignment module (in course
+    order) to the names its checks import: it tells which notebook provides which module, and
+    which ``.py`` names are assignments.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"submission folder not found: {root}")
-    sub = Submission(root=root.resolve(), content_hash=content_hash(root),
+    where = locate(Path(root), list(dict.fromkeys([*graded, *modules])))
+    root = where.root
+    sub = Submission(root=root.resolve(),
+                     content_hash=content_hash(where.file if where.file else root),
                      graded={m: list(names) for m, names in graded.items()})
-    present = {p.name: p for p in root.iterdir() if p.is_file()}
+    if where.note:
+        sub.notes.append(where.note)
+    if where.file is not None:
+        present = {where.file.name: where.file}
+    else:
+        present = {p.name: p for p in root.iterdir() if p.is_file()}
     has_notebooks = any(n.endswith(".ipynb") for n in present)
     chosen = _notebooks(sub, present, modules) if has_notebooks else {}
     for module in modules:
@@ -99,9 +214,18 @@ def discover(root: Path, modules: list[str], graded: Mapping[str, Sequence[str]]
             sub.files[module] = SourceFile(module, nb.path, nb.problem, notebook=nb)
             continue
         sub.files[module] = _examine(module, present, sub.graded)
-        if sub.files[module].path is None and has_notebooks:
+        if sub.files[module].path is None and where.file is not None:
+            sub.files[module].problem = (f"{module}.py is not part of this submission: only "
+                                         f"{where.file.name} was given")
+        elif sub.files[module].path is None and has_notebooks:
             sub.files[module].problem += _no_notebook(module, present, sub.graded)
     return sub
+
+
+def provided(sub: Submission) -> list[str]:
+    """The modules a submission has a file or notebook for, in the order asked (what grading a
+    single file should be limited to)."""
+    return [m for m, f in sub.files.items() if f.path is not None]
 
 
 def _notebooks(sub: Submission, present: dict[str, Path], modules: list[str]):
@@ -174,10 +298,13 @@ def _missing_message(name: str, present: list[str], assignment_files: set[str]) 
 
 
 def content_hash(root: Path) -> str:
-    """SHA-256 of the submission's files (relative names and bytes), ignoring caches."""
+    """SHA-256 of the submission's files (relative names and bytes), ignoring caches; of the
+    one file when ``root`` is a file."""
     h = hashlib.sha256()
-    for path in sorted(_files(Path(root))):
-        rel = path.relative_to(root).as_posix()
+    root = Path(root)
+    paths = [root] if root.is_file() else sorted(_files(root))
+    for path in paths:
+        rel = path.name if path == root else path.relative_to(root).as_posix()
         h.update(rel.encode() + b"\0")
         try:
             h.update(hashlib.sha256(path.read_bytes()).digest())
