@@ -177,17 +177,22 @@ def gpt2_day30(ctx: Context):
     token counts."""
     corpus = _corpus(ctx, "day30", texts.DAY30_EXAMPLES)
     expected = _tiktoken_ids(ctx, "day30", corpus)
+    diagnosis = _gpt2_diagnosis(ctx, "day30", corpus)
     out = _method(ctx, "encode", list(corpus.values()), f"`{CLASS}.encode`", each=True)
-    counts = {}
-    for i, (name, text) in enumerate(corpus.items()):
-        got = out.item(i).ints()
-        exp = expected[name].tolist()
-        counts[name] = {"characters": len(text), "tokens": len(got), "gpt2": len(exp)}
+    mine = dict(zip(corpus, _ints_each(out, len(corpus)), strict=True))
+    counts = {name: {"characters": len(text), "tokens": len(mine[name]),
+                     "gpt2": len(expected[name])} for name, text in corpus.items()}
+    for name, text in corpus.items():
+        got, exp = mine[name], expected[name].tolist()
         if got != exp:
-            raise CheckFailed(f"{text[:40]!r} ({len(text)} characters) gives {len(got)} tokens "
-                              f"{got[:8]}, GPT-2 gives {len(exp)}: {exp[:8]}",
-                              hint="A trailing space is a token of its own (' ' = 220) when no "
-                                   "word follows it.", counts=counts)
+            raise CheckFailed(
+                f"{text[:40]!r} ({len(text)} characters) gives {len(got)} tokens {got[:8]}, "
+                f"GPT-2 gives {len(exp)}: {exp[:8]}",
+                hint="A word keeps its leading space (' be' is one token) and a trailing space "
+                     "with no word after it is a token of its own (' ' = 220).",
+                counts=counts, **diagnosis.details(
+                    {n: texts.ids_tensor(ids) for n, ids in mine.items()}, expected,
+                    atol=0.0, rtol=0.0))
     summary = ", ".join(f"{corpus[n][:20]!r}: {c['tokens']} tokens for {c['characters']} "
                         f"characters" for n, c in counts.items())
     return ok(summary, counts=counts)
