@@ -82,6 +82,9 @@ class BatchOptions:
     live: bool | None = None  # None: a live display when the stream is a terminal
     quiet: bool = False
     label: str = ""
+    # The run's input seed; None: a fresh secret one for a new run (kept on resume). Given, it
+    # is part of the fingerprint, so that a run can be reproduced exactly (as `grader run --seed`).
+    seed: int | None = None
 
 
 @dataclass
@@ -154,6 +157,8 @@ def _run(class_dir: Path, out: Path, o: BatchOptions, root: Path) -> BatchReport
 
     job_options = _job_options(o, out)
     components = _fingerprint_components(o, job_options, selected)
+    if o.seed is not None:
+        components["seed"] = int(o.seed)
     fingerprint = digest(components)[:32]
     max_rows = _declared_checks(selected, o)
 
@@ -163,7 +168,8 @@ def _run(class_dir: Path, out: Path, o: BatchOptions, root: Path) -> BatchReport
                              for s in roster])
         run = book.run_for(fingerprint, grader_version=components["grader_version"],
                            components=components, options=_public_options(job_options),
-                           seed=str(_new_seed()), label=o.label)
+                           seed=str(o.seed if o.seed is not None else _new_seed()),
+                           label=o.label)
         seed = int(run.seed)
         done = book.graded(run.id)
         wanted = set(o.students) if o.students else None

@@ -70,6 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seconds each request to a student's code may take (default 60)")
     p.add_argument("--total-timeout", type=float, default=600.0,
                    help="seconds one submission may take in all (default 600)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="the inputs' seed (default: a secret one per run, kept on resume); "
+                        "given, it reproduces an earlier run exactly")
     p.add_argument("--no-feedback", action="store_true",
                    help="do not write the per-student reports")
     p.add_argument("--progress", choices=["auto", "live", "plain", "none"], default="auto",
@@ -101,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
         nbgrader_assignment=args.nbgrader_assignment, executor=args.executor,
         scheduler=args.scheduler, ship=args.ship, feedback=not args.no_feedback,
         live={"auto": None, "live": True, "plain": False, "none": False}[args.progress],
-        quiet=args.progress == "none")
+        quiet=args.progress == "none", seed=args.seed)
     try:
         report = run_batch(args.class_dir, args.out, options)
     except BatchError as exc:

@@ -383,6 +383,10 @@ class Gradebook:
     def schema_version(self) -> int:
         return self._query("PRAGMA user_version")[0][0]
 
+    def journal_mode(self) -> str:
+        """SQLite's journal mode of the file (``wal`` for every gradebook)."""
+        return self._query("PRAGMA journal_mode")[0][0]
+
     # -- internals ----------------------------------------------------------------------
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
