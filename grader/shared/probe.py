@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MAX_EVENTS = 20_000  # an instrumented run of a few steps records ~10 events per step
+MAX_EVENTS = 2_000  # forward calls recorded in a loop run of a few steps (~2 per step)
 
 
 class ProbeLM(nn.Module):
@@ -28,35 +28,43 @@ class ProbeLM(nn.Module):
     train hundreds of steps per second on one CPU thread.
 
     ``events`` (a list, or None) receives one record per forward call when the model is
-    instrumented: mode, grad mode, shapes, loss, and whether the targets are the inputs shifted
-    by one.
+    instrumented: its mode, grad mode, inputs and targets, and whether a backward pass reached
+    its loss. (Student code can rewrite all of this: the trusted side uses it only to know
+    which batches to replay, never as evidence.)
     """
 
-    def __init__(self, vocab_size: int, context: int = 10, n_embd: int = 16, n_hidden: int = 128):
+    def __init__(self, vocab_size: int, context: int = 10, n_embd: int = 16, n_hidden: int = 128,
+                 norm: bool = False):
         super().__init__()
         self.vocab_size, self.context = vocab_size, context
         self.wte = nn.Embedding(vocab_size + 1, n_embd)
         self.fc = nn.Linear(context * n_embd, n_hidden)
+        # ``norm``: a BatchNorm on the hidden layer, so that train and eval mode compute
+        # different (deterministic) values: a loop that evaluates in training mode, or trains in
+        # eval mode, shows in its losses and in the final running statistics.
+        self.norm = nn.BatchNorm1d(n_hidden) if norm else None
         self.head = nn.Linear(n_hidden, vocab_size)
         self.events: list[dict[str, Any]] | None = None
 
     def forward(self, idx, targets=None):
         padded = F.pad(idx, (self.context - 1, 0), value=self.vocab_size)
         windows = padded.unfold(1, self.context, 1)  # (B, T, context), the last one is t itself
-        hidden = torch.tanh(self.fc(self.wte(windows).flatten(2)))
-        logits = self.head(hidden)
+        hidden = self.fc(self.wte(windows).flatten(2))
+        if self.norm is not None:
+            hidden = self.norm(hidden.reshape(-1, hidden.size(-1))).view(hidden.shape)
+        logits = self.head(torch.tanh(hidden))
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
         if self.events is not None and len(self.events) < MAX_EVENTS:
-            record: dict[str, Any] = {"kind": "forward", "training": self.training,
-                                      "grad": torch.is_grad_enabled(),
-                                      "shape": list(idx.shape), "targets": targets is not None,
-                                      "tokens": [int(idx.min()), int(idx.max())]}
-            if targets is not None:
-                record["loss"] = float(loss.detach())
-                record["shifted"] = bool(targets.shape == idx.shape and torch.equal(
-                    targets[:, :-1], idx[:, 1:]))
+            # What was fed (the trusted side replays the reference loop on these batches) and
+            # whether a backward pass reached this loss (a training step) or not (evaluation).
+            record: dict[str, Any] = {"training": self.training, "grad": torch.is_grad_enabled(),
+                                      "backward": False, "x": idx.detach().cpu().clone(),
+                                      "y": None if targets is None else
+                                      targets.detach().cpu().clone()}
+            if loss is not None and loss.requires_grad:
+                loss.register_hook(lambda g, r=record: r.__setitem__("backward", True))
             self.events.append(record)
         return logits, loss
 

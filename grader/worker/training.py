@@ -2,10 +2,11 @@
 
 Everything here runs beside the student's code and is visible to it, so it holds no solution of
 any assignment: the probe model is a small MLP language model (no assignment asks for one), the
-instrumentation only observes (hooks on parameters and on optimizer steps, a pass-through wrapper
-around ``clip_grad_norm_``), and the loop that trains the student's GPT is plain AdamW at a fixed
-learning rate without schedule or clipping. Tasks return data only; judging happens in the
-grader's process, which also runs the reference (never here).
+loop run only records what was fed to the model and returns the final parameters (the trusted
+side replays the reference loop on the same batches and compares outcomes), and the loop that
+trains the student's GPT is plain AdamW at a fixed learning rate without schedule or clipping.
+Tasks return data only; judging happens in the grader's process, which also runs the reference
+(never here).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from grader.shared.probe import MAX_EVENTS, minimal_train, probe_model
+from grader.shared.probe import minimal_train, probe_model
 
 Tensors = dict[str, torch.Tensor]
 
@@ -95,111 +96,36 @@ def get_batch_task(session, args: dict[str, Any], tensors: Tensors):
     return {"calls": described}, out
 
 
-class _Instruments:
-    """Observes a training run: gradients before accumulation (were they zeroed?), every call
-    of ``clip_grad_norm_`` (norms before and after), every optimizer step (its type, learning
-    rates, parameters, and the gradient norm it is about to apply)."""
+def _stream(module, tensors: Tensors, config: dict[str, Any]):
+    """A stand-in for the student's ``get_batch`` during a loop run: the grader's fixed batches
+    (``stream.x``/``stream.y`` for ``train_data``, in order; ``val.x``/``val.y`` for
+    ``val_data``, cycling every ``eval_iters`` calls), so that a correct loop trains on batches
+    the trusted side knows whatever its ``get_batch`` draws. Any other call goes to the
+    student's own ``get_batch``."""
+    own = getattr(module, "get_batch", None)
+    train_data, val_data = tensors["train_data"], tensors["val_data"]
+    block, batch = int(config["block_size"]), int(config["batch_size"])
+    counts = {"train": 0, "val": 0}
 
-    def __init__(self, model: nn.Module, events: list[dict[str, Any]], student_module):
-        self.model, self.events, self.student_module = model, events, student_module
-        self.params = [p for p in model.parameters()]
-        self.handles: list[Any] = []
-        self.patched: list[tuple[Any, str, Any]] = []
+    def get_batch(data, block_size, batch_size, *args, generator=None, device="cpu", **kwargs):
+        if block_size == block and batch_size == batch and not args and not kwargs:
+            if data is train_data:
+                i = counts["train"] % tensors["stream.x"].shape[0]
+                counts["train"] += 1
+                return tensors["stream.x"][i].to(device), tensors["stream.y"][i].to(device)
+            if data is val_data:
+                j = counts["val"] % tensors["val.x"].shape[0]
+                counts["val"] += 1
+                return tensors["val.x"][j].to(device), tensors["val.y"][j].to(device)
+        if own is None:
+            raise AttributeError("training.py defines no get_batch")
+        return own(data, block_size, batch_size, *args, generator=generator, device=device,
+                   **kwargs)
 
-    def add(self, event: dict[str, Any]) -> None:
-        if len(self.events) < MAX_EVENTS:
-            self.events.append(event)
-
-    def _grad_hook(self, param: torch.Tensor):
-        def hook(grad):
-            last = self.events[-1] if self.events else None
-            if last is None or last["kind"] != "backward":
-                self.add({"kind": "backward", "stale": False, "sq": 0.0, "norm": 0.0,
-                          "held": [0.0] * len(self.params), "held_norm": 0.0})
-                last = self.events[-1]
-            if param.grad is not None and bool((param.grad != 0).any()):
-                last["stale"] = True  # the gradient still holds an earlier step's values
-            # This step's own gradient (before accumulation): its total norm is the pre-clip
-            # norm whatever the loop does with .grad afterwards.
-            last["sq"] += float(grad.detach().double().pow(2).sum())
-            last["norm"] = math.sqrt(last["sq"])
-            return None
-
-        return hook
-
-    def _held_hook(self, index: int):
-        def hook(param):
-            # After accumulation: what .grad now holds (this step's gradient if the loop zeroes,
-            # a sum of several steps' if it does not), i.e. what clipping will see.
-            last = self.events[-1] if self.events else None
-            if last is not None and last["kind"] == "backward":
-                last["held"][index] = float(param.grad.detach().double().pow(2).sum())
-                last["held_norm"] = math.sqrt(sum(last["held"]))
-
-        return hook
-
-    def _grad_norm(self) -> float | None:
-        grads = [p.grad for p in self.params if p.grad is not None]
-        if not grads:
-            return None
-        return float(torch.linalg.vector_norm(torch.stack(
-            [torch.linalg.vector_norm(g.detach().double()) for g in grads])))
-
-    def _step_hook(self, optimizer, args, kwargs):
-        ids = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        self.add({
-            "kind": "step",
-            "optimizer": type(optimizer).__name__,
-            "adamw": isinstance(optimizer, torch.optim.AdamW),
-            "lrs": [float(g["lr"]) for g in optimizer.param_groups],
-            "weight_decay": [float(g.get("weight_decay", 0.0)) for g in optimizer.param_groups],
-            "covers_model": all(id(p) in ids for p in self.params),
-            "norm": self._grad_norm(),
-        })
-
-    def _clip_wrapper(self, original):
-        def clip_grad_norm_(parameters, max_norm, *args, **kwargs):
-            if isinstance(parameters, torch.Tensor):
-                parameters = [parameters]
-            parameters = list(parameters)  # a generator can be read only once
-            before = self._grad_norm()
-            result = original(parameters, max_norm, *args, **kwargs)
-            self.add({"kind": "clip", "max_norm": _as_number(max_norm), "pre_norm": before,
-                      "returned": _as_number(result), "post_norm": self._grad_norm(),
-                      "all_params": {id(p) for p in parameters} >= {id(p) for p in self.params}})
-            return result
-
-        return clip_grad_norm_
-
-    def __enter__(self):
-        import torch.nn.utils as nn_utils
-        import torch.nn.utils.clip_grad as clip_module
-        import torch.optim.optimizer as optim_module
-
-        for i, p in enumerate(self.params):
-            self.handles.append(p.register_hook(self._grad_hook(p)))
-            self.handles.append(p.register_post_accumulate_grad_hook(self._held_hook(i)))
-        self.handles.append(optim_module.register_optimizer_step_pre_hook(self._step_hook))
-        original = clip_module.clip_grad_norm_
-        wrapper = self._clip_wrapper(original)
-        targets = [(nn_utils, "clip_grad_norm_"), (clip_module, "clip_grad_norm_")]
-        # `from torch.nn.utils import clip_grad_norm_` bound the original in the student's module.
-        targets += [(self.student_module, name) for name, value in
-                    list(vars(self.student_module).items()) if value is original]
-        for owner, name in targets:
-            self.patched.append((owner, name, getattr(owner, name)))
-            setattr(owner, name, wrapper)
-        return self
-
-    def __exit__(self, *exc):
-        for handle in self.handles:
-            handle.remove()
-        for owner, name, value in reversed(self.patched):
-            setattr(owner, name, value)
-        return False
+    return own, get_batch
 
 
-def _run_train(session, args: dict[str, Any], tensors: Tensors, instrument: bool):
+def _run_train(session, args: dict[str, Any], tensors: Tensors, record: bool):
     ContractError, _, reset_state = _tasks()
     device = _device(args)
     reset_state(args.get("seed", 0))
@@ -213,26 +139,36 @@ def _run_train(session, args: dict[str, Any], tensors: Tensors, instrument: bool
         raise ContractError(f"TrainConfig(...) does not take the assignment's fields "
                             f"({', '.join(settings)}): {exc}") from None
     events: list[dict[str, Any]] = []
+    module = session.module("training")
     started = time.perf_counter()
     with at_most_threads(args.get("threads")):
-        if instrument:
+        if record:
             model.events = events
-            with _Instruments(model, events, session.module("training")):
+            own, stream = _stream(module, tensors, args["config"])
+            module.get_batch = stream
+            try:
                 result = train(model, tensors["train_data"], tensors["val_data"], config)
-            model.events = None
+            finally:
+                module.get_batch = own
+                model.events = None
         else:
             result = train(model, tensors["train_data"], tensors["val_data"], config)
     seconds = time.perf_counter() - started
     reply, out = describe_metrics(result)
     reply["seconds"] = seconds
     reply["device"] = device
-    if instrument:
-        reply["events"] = events
-        reply["events_truncated"] = len(events) >= MAX_EVENTS
+    if record:
+        reply["forwards"] = []
+        for i, e in enumerate(events):
+            reply["forwards"].append({"training": bool(e["training"]), "grad": bool(e["grad"]),
+                                      "backward": bool(e["backward"]),
+                                      "targets": e["y"] is not None})
+            out[f"f{i}.x"] = e["x"]
+            if e["y"] is not None:
+                out[f"f{i}.y"] = e["y"]
         out["schedule"] = _schedule(session, args["config"])
-    else:
-        for name, p in model.state_dict().items():
-            out[f"p.{name}"] = p.detach().cpu().float()
+    for name, p in model.state_dict().items():
+        out[f"p.{name}"] = p.detach().cpu() if record else p.detach().cpu().float()
     return reply, out
 
 
@@ -251,23 +187,27 @@ def _schedule(session, config: dict[str, Any]) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float64)
 
 
-def instrumented_task(session, args: dict[str, Any], tensors: Tensors):
-    """Run the student's ``train`` on the probe model for a few steps with every instrument
-    attached; returns the event sequence and the metrics."""
-    return _run_train(session, args, tensors, instrument=True)
+def loop_task(session, args: dict[str, Any], tensors: Tensors):
+    """Run the student's ``train`` for a few steps on the probe model (seeded init, with its
+    BatchNorm), ``get_batch`` standing in for the grader's fixed batches; returns the metrics,
+    the final state dict (``p.<name>``), every forward call's inputs and targets
+    (``f<i>.x``/``f<i>.y``) and the student's ``get_lr`` at every step (``schedule``). The
+    trusted side replays the reference loop on these batches and judges by the outcome."""
+    return _run_train(session, args, tensors, record=True)
 
 
 def probe_task(session, args: dict[str, Any], tensors: Tensors):
     """Run the student's ``train`` on the probe model (seeded init) and return the metrics,
     the wall-clock time, and the trained parameters (``p.<name>``), which the grader evaluates
     on held-out data itself."""
-    return _run_train(session, args, tensors, instrument=False)
+    return _run_train(session, args, tensors, record=False)
 
 
 def gpt_probe_task(session, args: dict[str, Any], tensors: Tensors):
     """Train the student's ``GPT`` (built from ``args["model"]``, a ``$new`` spec, after seeding
     ``args["seed"]``) with :func:`minimal_train` on the batches ``xs``/``ys``, then return the
-    loss of every step and its logits on the held-out windows ``heldout``."""
+    loss of every step and its logits on the held-out windows ``heldout`` (with
+    ``last_only``: of their last position only)."""
     ContractError, _, reset_state = _tasks()
     device = _device(args)
     reset_state(args.get("seed", 0))
@@ -288,6 +228,8 @@ def gpt_probe_task(session, args: dict[str, Any], tensors: Tensors):
     if not isinstance(logits, torch.Tensor):
         raise ContractError(f"GPT(config)(idx) returned {_type_name(output)}, expected "
                             f"(logits, loss)")
+    if args.get("last_only") and logits.dim() == 3:
+        logits = logits[:, -1]  # only the position whose target is not in the input
     return ({"steps_done": done, "seconds": seconds, "device": device},
             {"losses": torch.tensor(losses, dtype=torch.float64),
              "logits": logits.detach().float().cpu()})
@@ -343,7 +285,7 @@ def describe_metrics(result: Any) -> tuple[dict[str, Any], Tensors]:
 TASKS = {
     "training.get_lr": get_lr_task,
     "training.get_batch": get_batch_task,
-    "training.instrumented": instrumented_task,
+    "training.loop": loop_task,
     "training.probe": probe_task,
     "training.gpt_probe": gpt_probe_task,
 }
