@@ -155,7 +155,8 @@ class WorkerClient:
             return wanted
         if self._lease is None or not self._lease.active:
             try:
-                self._lease = leases.acquire_slot(wanted, wait=self.settings.start_timeout)
+                self._lease = leases.acquire_slot(wanted, wait=self.settings.start_timeout,
+                                                  register=False)
             except (leases.SlotsExhausted, leases.LeaseDirectoryUnsafe) as exc:
                 raise WorkerCrashed(f"no sandbox slot for this submission: {exc}") from None
         return self._lease.slot
@@ -196,15 +197,20 @@ class WorkerClient:
             isolation=self.settings.isolation,
             limits=self.settings.limits,
             slot=self._slot(),
+            lease=self._lease,
             threads=self.settings.threads,
         )
         self._launch = launch
         self._in_sandbox = launch.isolation == "bwrap"
         self.isolation_description = launch.description
-        self._proc = subprocess.Popen(
-            launch.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=launch.env, cwd=launch.cwd, preexec_fn=launch.preexec_fn, start_new_session=True,
-        )
+        try:
+            self._proc = subprocess.Popen(
+                launch.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, **launch.popen_kwargs(),
+            )
+        except OSError as exc:
+            self._stop()
+            raise WorkerCrashed(f"the worker process could not be started: {exc}") from None
         threading.Thread(target=self._drain_stderr, args=(self._proc,), daemon=True).start()
         self._ready = False
 

@@ -13,7 +13,7 @@ API (also used by batch grading)::
 
     from grader.isolation import leases
     with leases.acquire_slot() as lease:      # any free slot; waits up to `wait` seconds
-        settings = WorkerSettings(slot=lease.slot)   # the client sees the lease is held here
+        settings = WorkerSettings(slot=lease.slot)   # held(slot) is true: the client uses it
         ...
     lease = leases.acquire_slot(slot=3)        # exactly slot 3 (waits for it)
     lease.release()                            # idempotent; also on garbage collection/exit
@@ -133,7 +133,10 @@ class SlotLease:
         self.release()
 
     def __del__(self) -> None:
-        self.release()
+        try:
+            self.release()
+        except Exception:  # noqa: BLE001 - at interpreter exit the module may be half gone
+            pass
 
 
 _lock = threading.Lock()
@@ -171,12 +174,18 @@ def acquire_slot(
     directory: str | os.PathLike[str] | None = None,
     slots: int = DEFAULT_SLOTS,
     wait: float = 600.0,
+    register: bool = True,
 ) -> SlotLease:
     """Lease a slot host-wide: ``slot`` exactly, or else the lowest free one of ``range(slots)``.
 
     Waits up to ``wait`` seconds for one to become free, then raises :class:`SlotsExhausted`.
     ``directory`` defaults to :func:`default_directory`; every grader process on the machine must
     use the same one (the default does) for leases to exclude each other.
+
+    ``register``: record the lease so that :func:`held` is true for it in this process, which
+    lets the worker client and ``plan_launch`` use the slot as given (what a batch that hands
+    slots to its workers wants). The client's and ``plan_launch``'s own leases are unregistered:
+    another client of the same process then gets another slot, never this one.
     """
     if slot is not None and not 0 <= slot < slots:
         raise ValueError(f"slot must be in 0..{slots - 1}, not {slot}")
@@ -192,8 +201,9 @@ def acquire_slot(
                     continue  # flock would refuse anyway; skip the syscall
             lease = _try_lock(directory, n)
             if lease is not None:
-                with _lock:
-                    _held[n] = lease
+                if register:
+                    with _lock:
+                        _held[n] = lease
                 return lease
         if time.monotonic() >= deadline:
             which = f"slot {slot}" if slot is not None else f"any of {slots} slots"

@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.isolation import leases
+from grader.shared import seccomp
 
 SANDBOX_SUBMISSION = "/submission"
 SANDBOX_HOME = "/home/student"
@@ -106,6 +107,10 @@ class Limits:
     # Size cap of each private tmpfs (/tmp, /dev/shm) in bwrap mode; tmpfs pages are also charged
     # to the memory cgroup.
     tmpfs_bytes: int = 1 * 2**30
+    # CPU time per wall-clock second (cgroup cpu quota, where writable), in cores; None: the
+    # launch's thread count. With one group per job, a job with many threads cannot starve the
+    # jobs beside it.
+    cpus: float | None = None
 
 
 @dataclass
@@ -124,6 +129,14 @@ class Launch:
     isolation: str
     description: str
     cleanup: Callable[[], None]
+    # Descriptors the child must inherit (``Popen(..., pass_fds=launch.pass_fds)``): bwrap reads
+    # its arguments and its seccomp filter from them. One Launch serves one Popen.
+    pass_fds: tuple[int, ...] = ()
+
+    def popen_kwargs(self) -> dict:
+        """The keyword arguments of :class:`subprocess.Popen` that this launch needs."""
+        return {"env": self.env, "cwd": self.cwd, "preexec_fn": self.preexec_fn,
+                "pass_fds": self.pass_fds, "start_new_session": True}
 
 
 # ----------------------------------------------------------------------------- availability
@@ -220,6 +233,9 @@ class _Cgroups:
     summary: str  # for Launch.description
 
 
+_CPU_PERIOD = 100_000  # microseconds
+
+
 def _cgroup_mounts() -> list[tuple[str, str, str, set[str]]]:
     """(fstype, mount root, mount point, super options) of every cgroup mount we can see."""
     out = []
@@ -288,13 +304,14 @@ def _remove_cgroup(d: Path) -> None:
             time.sleep(0.02)
 
 
-def _setup_cgroups(name: str, limits: Limits) -> _Cgroups:
+def _setup_cgroups(name: str, limits: Limits, threads: int = 1) -> _Cgroups:
     """Create ``name`` groups below our own cgroup with the memory and pids limits, where we can."""
     mounts, own = _cgroup_mounts(), _own_cgroup_paths()
     groups = _Cgroups([], [], "")
+    quota = max(1000, int((limits.cpus or threads) * _CPU_PERIOD))
     got: list[str] = []
 
-    def make_group(parent: Path | None, writes: list[tuple[str, int, bool]]) -> bool:
+    def make_group(parent: Path | None, writes: list[tuple[str, int | str, bool]]) -> bool:
         # writes: (file, value, required); a group missing a required limit is removed again.
         if parent is None:
             return False
@@ -324,6 +341,10 @@ def _setup_cgroups(name: str, limits: Limits) -> _Cgroups:
             ("memory.memsw.limit_in_bytes", limits.memory_bytes, False),
         ],
         "pids": [("pids.max", limits.max_processes, True)],
+        "cpu": [
+            ("cpu.cfs_period_us", _CPU_PERIOD, False),
+            ("cpu.cfs_quota_us", quota, True),
+        ],
     }
     for ctrl, writes in v1.items():
         mount = next((m for m in mounts if m[0] == "cgroup" and ctrl in m[3]), None)
@@ -351,6 +372,7 @@ def _setup_cgroups(name: str, limits: Limits) -> _Cgroups:
                 ("memory.swap.max", 0, False),
             ],
             "pids": [("pids.max", limits.max_processes, True)],
+            "cpu": [("cpu.max", f"{quota} {_CPU_PERIOD}", True)],
         }
         if usable and make_group(parent, [w for c in usable for w in writes[c]]):
             got += [f"{c} (v2)" for c in usable]
@@ -515,13 +537,18 @@ class _BwrapArgs:
         self._dirs.add(dest)
 
     def to_sandbox(self, host: str | os.PathLike[str]) -> str:
+        """Where the child sees ``host``: by the bind the path lies under as spelled (a venv's
+        ``bin/python`` is the venv's, although it resolves into the base interpreter's prefix),
+        and only when no bind holds that spelling, by its resolved path. Among the binds that
+        hold it, the innermost (longest) wins, so site-packages inside a prefix is its own."""
         given, real = os.path.abspath(host), os.path.realpath(host)
-        # Longest match first so a nested bind (site-packages inside a prefix) wins.
-        for b_given, b_real, dest in sorted(self.binds, key=lambda b: -len(b[0])):
-            for path, base in ((given, b_given), (real, b_real)):
-                if _inside(path, base):
-                    rel = os.path.relpath(path, base)
-                    return dest if rel == "." else os.path.join(dest, rel)
+        for path, side in ((given, 0), (real, 1)):
+            under = [b for b in self.binds if _inside(path, b[side])]
+            if under:
+                inner = max(under, key=lambda b: len(b[side]))
+                base, dest = inner[side], inner[2]
+                rel = os.path.relpath(path, base)
+                return dest if rel == "." else os.path.join(dest, rel)
         raise ValueError(f"{host} is not visible inside the sandbox (bind it via extra_ro_binds)")
 
 
@@ -533,6 +560,7 @@ def _plan_bwrap(
     uid: int,
     workdir: str,
     home: str,
+    seccomp_fd: int | None = None,
 ) -> list[str]:
     """The bwrap argv: allow-listed read-only binds, private tmpfs, masks, then setpriv."""
     b = _BwrapArgs()
@@ -591,11 +619,28 @@ def _plan_bwrap(
                 else:
                     a += ["--ro-bind", "/dev/null", target]
 
-    a += ["--remount-ro", "/", "--chdir", SANDBOX_HOME, "--"]
+    a += ["--remount-ro", "/", "--chdir", SANDBOX_HOME]
+    if seccomp_fd is not None:
+        a += ["--seccomp", str(seccomp_fd)]
+    a += ["--"]
     a += _setpriv_argv(uid)
     cmd = command(b.to_sandbox) if callable(command) else command
     a += [str(x) for x in cmd]
     return a
+
+
+def _memfd(name: str, data: bytes) -> int:
+    """A close-on-exec in-memory file holding ``data``, positioned at its start."""
+    fd = os.memfd_create(name)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 # ----------------------------------------------------------------------------- public
@@ -608,10 +653,11 @@ def plan_launch(
     extra_ro_binds: Sequence[tuple[Path, str]] = (),
     isolation: str = "auto",
     limits: Limits = Limits(),
-    slot: int = 0,
+    slot: int | None = None,
     threads: int = 1,
     env: Mapping[str, str] | None = None,
     lease_wait: float = 600.0,
+    lease: leases.SlotLease | None = None,
 ) -> Launch:
     """Plan how to run ``command`` on ``submission_dir`` under the strongest isolation available.
 
@@ -620,9 +666,11 @@ def plan_launch(
     absolute sandbox path) pairs mounted read-only in bwrap mode (ignored in "none" mode, where the
     child sees the host). ``isolation``: "auto" (bwrap if it works here, else "none"), "bwrap"
     (raise :class:`IsolationUnavailable` if it does not) or "none". ``slot``: index of the
-    concurrent job, giving uid ``60000 + slot`` and its cgroup; unless this process already holds
-    a lease on it (:mod:`grader.isolation.leases`), the launch leases it host-wide for its own
-    life (waiting up to ``lease_wait`` seconds), so no two sandboxes on the machine share a uid.
+    concurrent job, giving uid ``60000 + slot`` and its cgroup (None: any free slot, leased for
+    the launch); unless this process already holds
+    a lease on it (``lease``, or a registered one: :func:`leases.held`), the launch leases it
+    host-wide for its own life (waiting up to ``lease_wait`` seconds), so no two sandboxes on
+    the machine share a uid.
     ``threads``: BLAS/OpenMP threads of the child. ``env``: extra environment on top of the
     clean one.
 
@@ -631,7 +679,7 @@ def plan_launch(
     """
     if isolation not in ("auto", "bwrap", "none"):
         raise ValueError(f"isolation must be 'auto', 'bwrap' or 'none', not {isolation!r}")
-    if slot < 0 or threads < 1:
+    if (slot is not None and slot < 0) or threads < 1:
         raise ValueError("slot must be >= 0 and threads >= 1")
     submission_dir = Path(submission_dir)
     if not submission_dir.is_dir():
@@ -649,7 +697,13 @@ def plan_launch(
 
     # The uid and cgroup of a slot are one job's alone only while its lease is held: take one for
     # this launch unless the caller (the worker client, a batch) holds it already.
-    own_lease = None if leases.held(slot) else leases.acquire_slot(slot, wait=lease_wait)
+    given = lease is not None and lease.active and (slot is None or lease.slot == slot)
+    if given:
+        slot = lease.slot
+    own_lease = None if given or (slot is not None and leases.held(slot)) else \
+        leases.acquire_slot(slot, wait=lease_wait, register=False)
+    if own_lease is not None:
+        slot = own_lease.slot
     try:
         workdir = tempfile.mkdtemp(prefix=f"grader-sandbox-{slot}-")
     except BaseException:
@@ -657,8 +711,14 @@ def plan_launch(
             own_lease.release()
         raise
     cgroups: _Cgroups | None = None
+    opened: list[int] = []
 
     def cleanup() -> None:
+        while opened:
+            try:
+                os.close(opened.pop())
+            except OSError:
+                pass
         if cgroups is not None:
             for d in reversed(cgroups.dirs):
                 _remove_cgroup(d)
@@ -670,7 +730,7 @@ def plan_launch(
     try:
         home = os.path.join(workdir, "home")
         os.mkdir(home, 0o700)
-        cgroups = _setup_cgroups(leases.cgroup_name(slot), limits)
+        cgroups = _setup_cgroups(leases.cgroup_name(slot), limits, threads)
         if use_bwrap:
             uid = leases.uid_for(slot)
             os.chown(home, uid, uid)  # the dropped uid owns its home and nothing else
@@ -680,15 +740,32 @@ def plan_launch(
                 f"student:x:{uid}:{uid}:student:{SANDBOX_HOME}:/bin/sh\n"
             )
             Path(workdir, "etc", "group").write_text(f"root:x:0:\nstudent:x:{uid}:\n")
-            argv = _plan_bwrap(command, submission_dir, extra_ro_binds, limits, uid, workdir, home)
+            filter_fd = _memfd("grader-seccomp", seccomp.sandbox_filter()) \
+                if seccomp.supported() else None
+            fds = [filter_fd] if filter_fd is not None else []
+            argv = _plan_bwrap(command, submission_dir, extra_ro_binds, limits, uid, workdir, home,
+                               filter_fd)
+            # bwrap's own argv is pid 1's /proc/1/cmdline, readable inside: pass its options
+            # (host paths) through a descriptor, so it reads `bwrap --args N -- <command>`, and
+            # the command names only paths as the child sees them.
+            cut = argv.index("--")
+            options = b"".join(x.encode() + b"\0" for x in argv[1:cut])
+            args_fd = _memfd("grader-bwrap-args", options)
+            fds.append(args_fd)
+            argv = [argv[0], "--args", str(args_fd), *argv[cut:]]
+            opened.extend(fds)
             child_env = _child_env(SANDBOX_HOME, "/tmp", "student", threads, env)
             # RLIMIT_NPROC survives bwrap (root, unaffected) and applies once setpriv drops to uid.
             preexec = _make_preexec(_rlimits(limits, with_nproc=True), cgroups.join_files)
             description = (
                 "bubblewrap: no network, pid/ipc/uts namespaces, read-only root, private /tmp, "
-                f"uid {uid}; {cgroups.summary}"
+                f"uid {uid}, "
+                + ("seccomp (no keyrings, no new namespaces)" if filter_fd is not None
+                   else "no seccomp filter (unknown architecture)")
+                + f"; {cgroups.summary}"
             )
-            return Launch(argv, child_env, home, preexec, "bwrap", description, cleanup)
+            return Launch(argv, child_env, home, preexec, "bwrap", description, cleanup,
+                          tuple(fds))
 
         tmp = os.path.join(workdir, "tmp")
         os.mkdir(tmp, 0o700)

@@ -20,12 +20,12 @@ needs_bwrap = pytest.mark.skipif(not BWRAP_OK, reason=f"bwrap isolation unavaila
 REPO = Path(__file__).resolve().parents[2]
 
 
-def holder(directory: Path, slot: int | None = None) -> subprocess.Popen:
+def holder(directory: Path, slot: int | None = None, slots: int = 4) -> subprocess.Popen:
     """Another process that leases a slot, prints it and then sleeps until killed."""
     code = f"""
         import sys, time
         from grader.isolation import leases
-        lease = leases.acquire_slot({slot!r}, directory={str(directory)!r}, slots=4, wait=5)
+        lease = leases.acquire_slot({slot!r}, directory={str(directory)!r}, slots={slots}, wait=5)
         print(lease.slot, flush=True)
         time.sleep(600)
     """
@@ -163,7 +163,7 @@ def test_two_grader_processes_run_their_workers_under_different_uids(tmp_path):
 def test_plan_launch_waits_for_a_slot_another_process_holds(tmp_path):
     # plan_launch of a slot this process does not hold leases it: a slot held elsewhere on the
     # machine (here by a helper process, through the default lease directory) is never shared.
-    proc = holder(leases.default_directory(), slot=None)
+    proc = holder(leases.default_directory(), slot=None, slots=leases.DEFAULT_SLOTS)
     try:
         taken = int(proc.stdout.readline())
         sub = tmp_path / "sub"

@@ -47,10 +47,7 @@ def python(code: str) -> list[str]:
 def run(launch: Launch, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         launch.argv,
-        env=launch.env,
-        cwd=launch.cwd,
-        preexec_fn=launch.preexec_fn,
-        start_new_session=True,
+        **launch.popen_kwargs(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -392,10 +389,7 @@ def test_bwrap_kills_double_forked_leftovers(submission):
     )
     proc = subprocess.Popen(
         launch.argv,
-        env=launch.env,
-        cwd=launch.cwd,
-        preexec_fn=launch.preexec_fn,
-        start_new_session=True,
+        **launch.popen_kwargs(),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -427,10 +421,7 @@ def test_bwrap_joins_cgroups_and_cleanup_removes_them(submission):
         pytest.skip(f"no writable cgroups here: {launch.description}")
     proc = subprocess.Popen(
         launch.argv,
-        env=launch.env,
-        cwd=launch.cwd,
-        preexec_fn=launch.preexec_fn,
-        start_new_session=True,
+        **launch.popen_kwargs(),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -522,3 +513,56 @@ def plan_description(submission: Path) -> str:
     launch = plan_launch(["true"], submission_dir=submission, isolation="none")
     launch.cleanup()
     return launch.description
+
+
+def test_path_maps_by_its_own_spelling_before_its_resolved_one(tmp_path):
+    # A venv whose prefix is shorter than the base interpreter's: its bin/python is a symlink
+    # into the base prefix. The mapping must keep the venv's spelling (issue 17), not jump to
+    # the longer bind the resolved path lies under.
+    base = tmp_path / "a-very-long-base-interpreter-prefix" / "versions" / "3.11"
+    (base / "bin").mkdir(parents=True)
+    (base / "bin" / "python3.11").write_text("")
+    venv = tmp_path / "v"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(base / "bin" / "python3.11")
+    (venv / "lib").mkdir()
+    b = sandbox._BwrapArgs()
+    b.ro_bind(str(base), str(base))
+    b.ro_bind(str(venv), str(venv))
+    b.ro_bind(str(venv / "lib"), "/opt/site")  # an inner bind still wins over its parent
+    assert b.to_sandbox(venv / "bin" / "python") == str(venv / "bin" / "python")
+    assert b.to_sandbox(base / "bin" / "python3.11") == str(base / "bin" / "python3.11")
+    assert b.to_sandbox(venv / "lib" / "x.py") == "/opt/site/x.py"
+    # A path under no bind as spelled maps by where it resolves.
+    link = tmp_path / "elsewhere"
+    link.symlink_to(base)
+    assert b.to_sandbox(link / "bin" / "python3.11") == str(base / "bin" / "python3.11")
+
+
+@needs_bwrap
+def test_bwrap_runs_a_venv_like_python_by_its_own_path(submission):
+    import tempfile
+
+    venv = Path(tempfile.mkdtemp(prefix="gv", dir="/tmp"))  # shorter than the base prefix
+    try:
+        (venv / "bin").mkdir()
+        python_link = venv / "bin" / "python"
+        python_link.symlink_to(os.path.realpath(sys.executable))
+        seen = {}
+
+        def command(path):
+            seen["python"] = path(python_link)
+            return [seen["python"], "-I", "-c", "import sys; print(sys.argv[0] or 'ok')"]
+
+        launch = plan_launch(command, submission_dir=submission,
+                             extra_ro_binds=[(venv, str(venv))])
+        try:
+            proc = run(launch)
+        finally:
+            launch.cleanup()
+        assert seen["python"] == str(python_link)
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        import shutil
+
+        shutil.rmtree(venv, ignore_errors=True)
