@@ -134,6 +134,12 @@ VOCABULARY: dict[str, DetailKey] = {k.name: k for k in [
         "tokens_fed_uncached": "tokens fed to the model per step, without the cache",
         "used": "what the cache was found to hold",
         "calls": "the model calls seen",
+        "case": "the name of the input case that failed",
+        "text_start": "the beginning of the text the case used",
+        "first_difference": "the index of the first merge that differs",
+        "entries": "how many entries were compared",
+        "texts": "how many texts were encoded",
+        "rates": "tokens per second, {yours, reference, tiktoken}",
     }),
 ]}
 

@@ -82,6 +82,12 @@ LABELS: dict[str, str] = {
     "tokens_fed_uncached": "Tokens fed per call, without the cache",
     "used": "Positions used",
     "calls": "Shapes the model was called with",
+    "case": "Case",
+    "text_start": "The text begins",
+    "first_difference": "First merge that differs",
+    "entries": "Entries compared",
+    "texts": "Texts encoded",
+    "rates": "Tokens per second",
 }
 
 # Values with a unit: how the number is followed.
