@@ -136,9 +136,17 @@ def gpt2_decode(ctx: Context):
     want = ctx.expected("gpt2_decode", lambda ref: {
         name: texts.codepoints(oracle.tiktoken_gpt2().decode(ids, errors="replace"))
         for name, ids in cases.items()})
+
+    def variant(ref):
+        files = oracle.gpt2_files()
+        tok = ref_bpe(ref).GPT2Tokenizer(files.encoder, files.merges)
+        return {name: texts.codepoints(tok.decode(ids)) for name, ids in cases.items()}
+
+    diagnosis = Diagnosis(ctx, "gpt2_decode", variant, catalogue.DECODE)
     out = _method(ctx, "decode", list(cases.values()), f"`{CLASS}.decode`", each=True)
-    for i, (name, ids) in enumerate(cases.items()):
-        got = out.item(i).text()
+    mine = {name: out.item(i).text() for i, name in enumerate(cases)}
+    for name, ids in cases.items():
+        got = mine[name]
         exp = "".join(map(chr, want[name].tolist()))
         if got == exp:
             continue
@@ -150,7 +158,9 @@ def gpt2_decode(ctx: Context):
             f"{exp[first:first + 12]!r}",
             hint="Join the encoder strings of the ids, map each character back to its byte "
                  "(the inverse of bytes_to_unicode), then decode the bytes once with "
-                 "errors='replace'.", case=name)
+                 "errors='replace'.", case=name,
+            **diagnosis.details({n: texts.codepoints(t) for n, t in mine.items()}, want,
+                                atol=0.0, rtol=0.0))
     return ok()
 
 
