@@ -27,9 +27,9 @@ def _head(uid: str, w: int, h: int, title: str, desc: str) -> list[str]:
 
 
 def histogram(uid: str, title: str, counts: Sequence[int], max_score: float,
-              mean: float | None, median: float | None, w: int = 372, h: int = 190) -> Markup:
+              mean: float | None, median: float | None, w: int = 344, h: int = 210) -> Markup:
     """Bars of ``counts`` over 0..``max_score`` with the mean and median marked."""
-    left, right, top, bottom = 34, 10, 22, 34
+    left, right, top, bottom = 34, 10, 44, 34
     pw, ph = w - left - right, h - top - bottom
     n = len(counts) or 1
     peak = max(counts) if counts and max(counts) > 0 else 1
@@ -61,8 +61,8 @@ def histogram(uid: str, title: str, counts: Sequence[int], max_score: float,
         out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + ph}" '
                    f'stroke="{REFERENCE}" stroke-dasharray="{dash}"/>')
     if mean is not None:
-        out.append(f'<text x="{w - right}" y="14" text-anchor="end">mean {mean:.3g} (- -) · '
-                   f'median {median:.3g} (···)</text>')
+        out.append(f'<text x="{left}" y="30">mean {mean:.3g} (dashed) · median {median:.3g} '
+                   f'(dotted)</text>')
     out.append("</svg>")
     return Markup("".join(out))
 
