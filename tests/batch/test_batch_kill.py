@@ -3,7 +3,6 @@ no worker or temp directory, and the rerun ends with the gradebook an uninterrup
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -38,7 +37,8 @@ STUDENTS = {
 
 
 def _cli(class_dir: Path, out: Path, roster_csv: Path) -> list[str]:
-    return [sys.executable, "-c", "from grader.cli import console; console()", "batch", str(class_dir), "--out", str(out),
+    return [sys.executable, "-c", "from grader.cli import console; console()", "batch",
+            str(class_dir), "--out", str(out),
             "--roster", str(roster_csv), "-a", "attention", "-j", "1", "--progress", "plain",
             "--seed", str(FAST["seed"]), "--timeout", str(FAST["call_timeout"]),
             "--total-timeout", str(FAST["total_timeout"])]
