@@ -262,3 +262,68 @@ def test_known_mistakes_get_specific_feedback():
     assert v.status == "wrong" and "nats" in v.message
     # ...and the same value given with its unit is right.
     assert check_answer(inst, f"{inst.value * math.log(2)!r} nats").correct
+
+
+def test_new_generators_against_independent_computations():
+    for s in SEEDS:
+        rng = random.Random
+        v = GENERATORS["warmup_steps"].generate(rng(s))
+        steps = _int(v.vars["max_steps"])
+        warm = round(0.05 * steps)
+        assert v.value == (warm if v.vars["phase"] == "the linear warmup" else steps - warm)
+        v = GENERATORS["update_size"].generate(rng(s))
+        assert v.value == pytest.approx(float(v.vars["lr"]) * float(v.vars["grad"]))
+        v = GENERATORS["loss_time_constant"].generate(rng(s))
+        l0, lf, t, lt = (float(v.vars[k]) for k in ("l0", "lf", "t", "lt"))
+        tau = v.value if "time constant" in v.vars["ask"] else v.value / np.log(100)
+        assert lf + (l0 - lf) * np.exp(-t / tau) == pytest.approx(lt, rel=1e-9)
+        v = GENERATORS["loss_change"].generate(rng(s))
+        total = float(v.vars["end"]) - float(v.vars["start"])
+        per = total / (v.vars["e2"] - v.vars["e1"])
+        assert v.value == pytest.approx(total if "total" in v.vars["ask"] else per)
+        v = GENERATORS["power_law_ratio"].generate(rng(s))
+        assert v.value == pytest.approx(np.power(float(v.vars["factor"]),
+                                                 -float(v.vars["alpha"])))
+        v = GENERATORS["power_law_fit"].generate(rng(s))
+        xs = np.log([_count(v.vars["n1"]), _count(v.vars["n2"])])
+        ys = np.log([float(v.vars["l1"]), float(v.vars["l2"])])
+        slope, _ = np.polyfit(xs, ys, 1)  # the Day 30 script's own fit
+        assert v.value == pytest.approx(-slope, rel=1e-9)
+        v = GENERATORS["arithmetic_intensity"].generate(rng(s))
+        m, k, n = v.vars["m"], v.vars["k"], v.vars["n"]
+        a, b = np.zeros((m, k), np.float16), np.zeros((k, n), np.float16)
+        moved = a.nbytes + b.nbytes + (a @ b).nbytes  # bfloat16 and float16: 2 bytes each
+        assert v.value == pytest.approx(2 * m * k * n / moved)
+
+
+NEW_FIXED_KEYS = {
+    # question id → the key computed independently of the bank (numpy, plain arithmetic)
+    "kaplan-ratio": 0.19 / 0.076,  # = 2.5
+    "compute-to-halve": float(np.power(2.0, 1 / 0.05)),  # 2^20 = 1,048,576
+    "ridge-point": 312e12 / 2e12,  # 156 FLOPs per byte
+    "baseline-cosine-midpoint": 3e-5 + 0.5 * (1 + np.cos(np.pi * 0.5)) * (3e-4 - 3e-5),
+    "ema-smoothing": 0.01 * 2.0 + (1 - 0.01) * 3.0,  # 2.99
+    "kl-penalised-reward": 2.0 - 0.1 * 5.0,  # 1.5
+    "gpt2-sublayers": 12 * 2,
+    "param-total-change": 0.342 - 0.023,  # 0.319
+    "update-size-course": 0.001 * 0.05,  # 5e-5
+    "separation-ratio": 1.2 / 0.3,  # 4
+    "initial-prob-from-loss": float(np.exp(-4.614)),  # 0.00991
+    "loss-improvement-pct": 100 * (1 - 1.5509 / 3.8095),  # 59.29 %, the summary's 59.3 %
+    "speed-ratio": 2.4 / 0.01,  # 240
+}
+
+
+@pytest.mark.parametrize("qid", sorted(NEW_FIXED_KEYS))
+def test_new_fixed_answer_keys_independently(qid):
+    q = BY_ID[qid]
+    assert q.answer == pytest.approx(NEW_FIXED_KEYS[qid], rel=1e-9)
+    inst = instantiate(q, 1)
+    assert check_answer(inst, repr(float(NEW_FIXED_KEYS[qid]))).correct
+
+
+def test_the_validation_summary_sanity_numbers():
+    # ln 25 = 3.22 (the uniform loss the summary's 4.614 should be near); ln 37 = 3.61.
+    assert np.log(25) == pytest.approx(3.2189, abs=1e-4)
+    assert np.log(37) == pytest.approx(3.6109, abs=1e-4)
+    assert "3.22" in BY_ID["initial-loss-vs-ln-v"].prompt
