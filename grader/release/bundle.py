@@ -28,6 +28,10 @@ from grader.release.stubs import (
 
 GRADER_DIR = Path(__file__).resolve().parent.parent
 REPO = GRADER_DIR.parent
+QUIZZES_DIR = REPO / "quizzes"
+# A file that declares this is an answer sheet (possibly an instructor's filled-in key of a
+# graded sheet): never shipped, whatever its name.
+SHEET_MARK = "grader-quiz-sheet"
 # Lines shorter than this are too common to say anything (``return x``, ``else:``).
 MIN_SECRET = 16
 TEXT_SUFFIXES = {".py", ".ipynb", ".md", ".txt", ".json", ".yaml", ".yml", ".j2", ".html",
@@ -81,6 +85,9 @@ def build(outdir: Path, *, reference_dir: Path = REPO / "reference", package: st
                        outdir / "notebooks" / f"{path.stem}.ipynb")
     log(f"notebooks: {len(written)}")
 
+    shipped = ship_quizzes(outdir / "quizzes")
+    log(f"quiz banks: {', '.join(p.stem for p in shipped) or 'none'}")
+
     target = outdir / "grader"
     shutil.copytree(GRADER_DIR, target, ignore=_ignore)
     stripped = strip_package(target)
@@ -92,6 +99,7 @@ def build(outdir: Path, *, reference_dir: Path = REPO / "reference", package: st
         "assignments": _assignments(modules),
         "hidden_checks": _hidden(modules),
         "fixtures": f"{FIXTURES_DIR}/fixtures.safetensors" if fixtures else None,
+        "quizzes": [p.stem for p in shipped],
     }
     if fixtures:
         path = record_fixtures(reference_dir, package, target / FIXTURES_DIR, modules,
@@ -109,6 +117,27 @@ def build(outdir: Path, *, reference_dir: Path = REPO / "reference", package: st
                            f"hidden check, e.g. {shown}")
     log(f"checked: no solution line and no hidden check in {outdir}")
     return info
+
+
+def ship_quizzes(target: Path, source: Path = QUIZZES_DIR) -> list[Path]:
+    """Copy the quiz banks into the bundle's ``quizzes/`` (where ``grader quiz`` finds them,
+    next to the ``grader`` package), so that practice works from a released bundle. The YAML
+    files of ``quizzes/`` are shipped (the banks, and the course-items list that ``quiz check``
+    reads), never an answer sheet (a file marked ``grader-quiz-sheet``, e.g. a graded sheet's
+    key kept beside the banks) nor anything in a subfolder. Returns the files written."""
+    if not Path(source).is_dir():
+        return []
+    written = []
+    for path in sorted(Path(source).iterdir()):
+        if not path.is_file() or path.suffix not in (".yaml", ".yml"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        if SHEET_MARK in text:
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        (target / path.name).write_text(text, encoding="utf-8")
+        written.append(target / path.name)
+    return written
 
 
 def _ignore(folder: str, names: list[str]) -> set[str]:
@@ -283,6 +312,9 @@ Install the requirements once (`pip install -r requirements.txt`), then, from th
 ```console
 python -m grader run assignments      # or: python -m grader run notebooks
 ```
+
+Checkpoint quizzes, from the banks in `quizzes/`: `python -m grader quiz list`, then
+`python -m grader quiz practice BANK`.
 
 This self-check runs the public checks against the expected values released with the
 assignments (`grader/fixtures/`). Hidden checks are listed but run only when your instructor
