@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--config", type=Path, default=None,
                    help="grader.json (default: ROOT/tests/grader.json, then "
                         "ROOT/serverFilesCourse/grader.json)")
+    g.add_argument("-a", "--assignment", action="append", dest="assignments", metavar="NAME",
+                   help="grade only this assignment (repeatable; overrides grader.json)")
     g.add_argument("--reveal-hidden", action="store_true",
                    help="show hidden checks' feedback to the student")
     g.set_defaults(func=_grade)
@@ -56,6 +58,14 @@ def _grade(args: argparse.Namespace) -> int:
     out = root / "results" / "results.json"
     try:
         config = read_config(_config_path(root, args.config))
+        if args.assignments:
+            from grader import checks
+
+            unknown = [a for a in args.assignments if a not in checks.ASSIGNMENTS]
+            if unknown:
+                raise UsageError(f"unknown assignment {unknown[0]!r}; known: "
+                                 f"{', '.join(checks.names())}")
+            config["assignments"] = args.assignments
         student = root / "student"
         if not student.is_dir():
             raise UsageError(f"no student folder at {student}")

@@ -59,6 +59,13 @@ def test_hidden_checks_are_after_published_and_redacted() -> None:
     assert t["visibility"] == "after_published" and t["status"] == "failed"
     assert "timeout" in t["tags"]
     assert "did not finish" not in t["output"] and "hidden check" in t["output"]
+    bob = submission("bob")  # a hidden check's diagnosis is not in its tags either
+    c = bob.assignment("attention").check("mha_gradients")
+    c.status, c.score, c.details = Status.FAILED, 0.0, {"likely_mistake": {
+        "id": "no_scale", "name": "the scores are not divided by sqrt(d_k)"}}
+    tags = {t["number"]: t["tags"] for t in to_gradescope(bob)["tests"]}
+    assert tags["1.5"] == ["attention", "failed", "hidden"]
+    assert "mistake:no_scale" in to_gradescope(bob, reveal_hidden=True)["tests"][4]["tags"]
     assert all(t["visibility"] == "visible" for t in data["tests"] if "hidden" not in t["tags"])
     revealed = to_gradescope(result, reveal_hidden=True, hidden_visibility="hidden")
     t = next(t for t in revealed["tests"] if "hidden" in t["tags"])

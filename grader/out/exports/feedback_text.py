@@ -78,7 +78,9 @@ def feedback(assignment: AssignmentResult, check: CheckResult, *,
     message = check.message
     facts = tuple(f"{f['label']}: {f['text']}" for f in view["facts"]) \
         if check.status is not Status.PASSED else ()
-    return Feedback(label, message, check.hint, mistake, facts, False)
+    # The diagnosis's hint is often the check's own hint too: say it once.
+    hint = "" if check.hint and check.hint in mistake else check.hint
+    return Feedback(label, message, hint, mistake, facts, False)
 
 
 def likely_mistake(check: CheckResult) -> dict[str, str] | None:

@@ -140,7 +140,7 @@ def to_gradescope(result: SubmissionResult, *, hidden_visibility: str = "after_p
                 "max_score": _num(c.max_score if c.counts else 0.0),
                 "output": fb.markdown(),
                 "output_format": "md",
-                "tags": _tags(a.name, c),
+                "tags": _tags(a.name, c, reveal=reveal_hidden or not hidden),
                 "visibility": hidden_visibility if hidden else "visible",
             }
             if c.status is not Status.SKIPPED:
@@ -172,11 +172,11 @@ def error_results(message: str) -> dict[str, Any]:
             "tests": []}
 
 
-def _tags(assignment: str, c) -> list[str]:
+def _tags(assignment: str, c, reveal: bool) -> list[str]:
     tags = [assignment, c.status.value]
     if c.visibility is Visibility.HIDDEN:
         tags.append("hidden")
-    m = likely_mistake(c)
+    m = likely_mistake(c) if reveal else None  # a hidden check's diagnosis stays hidden
     if m:
         tags.append(f"mistake:{m['id']}")
     return tags
