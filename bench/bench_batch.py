@@ -1,0 +1,161 @@
+"""`grader batch` against a shell loop of `grader run` over the same folders, in one run.
+
+Two classes are made from examples/ with planted differences:
+
+- **complete**: at least 12 submissions of every assignment examples/correct holds (each is the
+  correct example with one example folder's modules laid over it: other styles and planted
+  bugs);
+- **attention**: at least 20 attention-only submissions (correct, einsum, F.sdpa, no-scale).
+
+For each class it times, as whole processes: a shell loop of `grader run DIR -a ... --json`
+over the student folders, and `grader batch CLASS --out RUN` with its automatic settings. It
+prints both times, the ratio, the CPU utilisation of each (children's CPU time / wall time /
+cores), the time per submission against one `import torch`, and checks that both gave the same
+verdicts (same seed, so message for message). Targets (issues 11 and 12): the batch at least
+1.7x faster than the loop; attention batch at most 0.4x `import torch` per submission; the
+complete batch at most 5 s per submission on 2 cores.
+
+    python bench/bench_batch.py [--complete 12] [--attention 20] [--only complete|attention]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+SEED = 424242
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _timed(cmd: list[str] | str, shell: bool = False) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process tree) of one command."""
+    cpu, start = _children_cpu(), time.perf_counter()
+    subprocess.run(cmd, check=True, shell=shell, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, executable="/bin/bash" if shell else None)
+    return time.perf_counter() - start, _children_cpu() - cpu
+
+
+def _verdicts(path: Path) -> list[tuple]:
+    data = json.loads(path.read_text())
+    return [(a["name"], c["id"], c["status"], c["score"], c["message"])
+            for a in data["assignments"] for c in a["checks"]]
+
+
+def _complete_class(target: Path, n: int) -> list[str]:
+    """``n`` complete submissions; returns the assignments graded (those correct/ holds)."""
+    from grader import checks
+
+    correct = EXAMPLES / "correct"
+    graded = [a for a in checks.names()
+              if (correct / f"{checks.ASSIGNMENTS[a].module}.py").is_file()]
+    overlays = [None] + sorted(p for p in EXAMPLES.iterdir() if p.is_dir() and p != correct
+                               and any((p / f"{checks.ASSIGNMENTS[a].module}.py").is_file()
+                                       for a in graded))
+    for i in range(n):
+        d = target / f"student{i:02d}"
+        shutil.copytree(correct, d, ignore=shutil.ignore_patterns("__pycache__", "*.yaml"))
+        overlay = overlays[i % len(overlays)]
+        if overlay is not None:
+            for f in overlay.glob("*.py"):
+                shutil.copy(f, d / f.name)
+    return graded
+
+
+def _attention_class(target: Path, n: int) -> list[str]:
+    sources = [EXAMPLES / "correct", EXAMPLES / "correct-einsum", EXAMPLES / "correct-torch-sdpa",
+               EXAMPLES / "buggy-attention-no-scale"]
+    for i in range(n):
+        d = target / f"student{i:02d}"
+        d.mkdir(parents=True)
+        shutil.copy(sources[i % len(sources)] / "attention.py", d / "attention.py")
+    return ["attention"]
+
+
+def _bench(name: str, class_dir: Path, graded: list[str], work: Path, torch_s: float,
+           isolation: str) -> dict:
+    grader = shutil.which("grader") or sys.exit("the grader command is not installed")
+    students = sorted(p.name for p in class_dir.iterdir())
+    flags = " ".join(f"-a {a}" for a in graded)
+    loop_out = work / f"{name}-loop"
+    loop_out.mkdir()
+    loop = (f"for d in {class_dir}/*; do {grader} run \"$d\" {flags} --seed {SEED} "
+            f"--isolation {isolation} --json {loop_out}/$(basename \"$d\").json >/dev/null; "
+            f"done")
+    loop_wall, loop_cpu = _timed(loop, shell=True)
+    run_dir = work / f"{name}-batch"
+    batch = [grader, "batch", str(class_dir), "--out", str(run_dir), "--progress", "none",
+             "--seed", str(SEED), "--isolation", isolation, *sum((["-a", a] for a in graded), [])]
+    batch_wall, batch_cpu = _timed(batch)
+    same = all(_verdicts(loop_out / f"{s}.json") == _verdicts(run_dir / "results" / f"{s}.json")
+               for s in students)
+    cores = os.cpu_count() or 1
+    n = len(students)
+    return {"name": name, "n": n, "assignments": graded, "loop": loop_wall, "batch": batch_wall,
+            "loop_cpu": loop_cpu / loop_wall / cores, "batch_cpu": batch_cpu / batch_wall / cores,
+            "per_sub_batch": batch_wall / n, "per_sub_loop": loop_wall / n,
+            "torch": torch_s, "same": same}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--complete", type=int, default=12)
+    parser.add_argument("--attention", type=int, default=20)
+    parser.add_argument("--only", choices=["complete", "attention"])
+    parser.add_argument("--isolation", default="auto")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    try:
+        _timed([sys.executable, "-c", "import torch"])  # warm the page cache
+        torch_s = statistics.median(_timed([sys.executable, "-c", "import torch"])[0]
+                                    for _ in range(3))
+        results = []
+        if args.only in (None, "attention"):
+            c = work / "attention-class"
+            results.append(_bench("attention", c, _attention_class(c, args.attention), work,
+                                  torch_s, args.isolation))
+        if args.only in (None, "complete"):
+            c = work / "complete-class"
+            results.append(_bench("complete", c, _complete_class(c, args.complete), work,
+                                  torch_s, args.isolation))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"import torch: {torch_s:.2f} s (median of 3); cores: {os.cpu_count()}")
+    for r in results:
+        ratio = r["loop"] / r["batch"]
+        print(f"\n{r['name']}: {r['n']} submissions of {', '.join(r['assignments'])}")
+        print(f"  loop of grader run  {r['loop']:7.1f} s  ({r['per_sub_loop']:.2f} s each, "
+              f"CPU {r['loop_cpu']:.0%})")
+        print(f"  grader batch        {r['batch']:7.1f} s  ({r['per_sub_batch']:.2f} s each, "
+              f"CPU {r['batch_cpu']:.0%})")
+        print(f"  batch speed-up      {ratio:7.2f}x  (target >= 1.7: "
+              f"{'met' if ratio >= 1.7 else 'NOT met'})")
+        per_torch = r["per_sub_batch"] / r["torch"]
+        print(f"  per submission      {per_torch:7.2f}x import torch")
+        if r["name"] == "attention":
+            print(f"  target <= 0.4x import torch per submission: "
+                  f"{'met' if per_torch <= 0.4 else 'NOT met'}")
+        else:
+            print(f"  target <= 5 s per submission: "
+                  f"{'met' if r['per_sub_batch'] <= 5 else 'NOT met'}")
+        print(f"  identical verdicts (status, score, message): {'yes' if r['same'] else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()
