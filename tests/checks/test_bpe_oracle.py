@@ -133,3 +133,15 @@ def test_reference_encode_decode_contract():
     with pytest.raises(ValueError):
         bpe.train("abc", 255)
     assert bpe.merge([97, 97, 97], (97, 97), 256) == [256, 97]
+
+
+def test_the_quiz_questions_the_hints_cite_exist_and_are_tagged_bpe():
+    import yaml
+    from conftest import ROOT
+
+    from grader.checks.bpe.byte_level import QUIZ_IDS
+
+    questions = {q["id"]: q for bank in (ROOT / "quizzes").glob("*.yaml")
+                 for q in (yaml.safe_load(bank.read_text()) or {}).get("questions", [])}
+    for qid in QUIZ_IDS:
+        assert qid in questions and "bpe" in questions[qid]["tags"], qid

@@ -20,6 +20,11 @@ from grader.diagnosis import Diagnosis
 
 check = ASSIGNMENT.check
 FIRST_ID = 256
+# The quiz bank's BPE questions (tag "bpe"; e.g. bpe-first-merge, bpe-tokens-after of the Day 30
+# checkpoint bank), where a training or encoding failure sends the student to practise.
+QUIZ_IDS = ("bpe-first-merge", "bpe-tokens-after", "bpe-next-step", "merge-table")
+PRACTICE = (" Practise the steps: `grader quiz practice --tags bpe` (e.g. the questions "
+            "bpe-first-merge and bpe-tokens-after).")
 
 
 def ref_bpe(ref: Any) -> Any:
@@ -99,7 +104,8 @@ def _compare_merges(ctx: Context, key: str, cases: dict[str, tuple[str, int]],
         raise CheckFailed(
             message,
             hint="Count pairs inside each pre-token only, merge the most frequent (ties: the "
-                 "smallest pair), and give merge i the id 256 + i; see train's docstring.",
+                 "smallest pair), and give merge i the id 256 + i; see train's docstring."
+                 + PRACTICE,
             case=name, text_start=text[:80], first_difference=first,
             **diagnosis.details(actual, expected, atol=0.0, rtol=0.0))
 
@@ -228,7 +234,8 @@ def encode_by_rank(ctx: Context):
                               token_bytes(merges)),
             hint="Among the adjacent pairs of a pre-token that are in the table, merge the one "
                  "with the LOWEST index first (id 256 + index), and repeat; the text's own "
-                 "pair counts play no part.",
+                 "pair counts play no part. The merge table IS the tokenizer (quiz question "
+                 "merge-table: `grader quiz practice --tags bpe`).",
             case=name, **diagnosis.details(
                 {n: texts.ids_tensor(ids) for n, ids in mine.items()}, expected,
                 atol=0.0, rtol=0.0))
