@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.isolation import leases, sandbox
+from grader.isolation import leases, replies, sandbox
 from grader.shared import protocol
 
 WORKER_PACKAGE = Path(__file__).resolve().parent.parent / "worker"
@@ -53,11 +53,12 @@ class StudentCodeError(WorkerError):
     def describe(self) -> str:
         """One line for the student: what was raised and where in their code."""
         e = self.error
-        text = e["message"] if e.get("contract") else f"{e['type']}: {e['message']}"
-        text = text.strip().splitlines()[0] if text.strip() else e["type"]
+        kind, message = str(e.get("type", "Error")), str(e.get("message", ""))
+        text = message if e.get("contract") else f"{kind}: {message}"
+        text = text.strip().splitlines()[0] if text.strip() else kind
         if e.get("where"):
             text += f" ({e['where']})"
-        return text
+        return replies.cut(text, 2000)
 
 
 class WorkerTimeout(WorkerError):
@@ -89,6 +90,8 @@ class WorkerSettings:
     total_timeout: float = 600.0
     start_timeout: float = 60.0
     max_reply_bytes: int = 512 * 2**20
+    # Bounds of a reply's JSON part (size, depth, lengths, digits): see grader.isolation.replies.
+    reply_bounds: replies.Bounds = field(default_factory=replies.Bounds)
     log_bytes: int = 64 * 1024
     max_restarts: int = 10
     limits: sandbox.Limits = field(default_factory=sandbox.Limits)
@@ -317,26 +320,29 @@ class WorkerClient:
             _write_all(proc, frame, deadline)
             header = self._read(proc, protocol.HEADER_SIZE, deadline)
             n_json, n_blob = protocol.parse_header(header, self.settings.max_reply_bytes)
+            bounds = self.settings.reply_bounds
+            if n_json > bounds.json_bytes:  # refused before a byte of it is read
+                raise replies.ReplyRejected(f"the reply's JSON part is {n_json:,} bytes; the "
+                                            f"limit is {bounds.json_bytes:,}")
             body = self._read(proc, n_json, deadline)
             blob = self._read(proc, n_blob, deadline)
-            message, out = protocol.unpack_body(body, blob)
+            message = replies.parse_json(body, bounds)
+            out = protocol.decode_tensors(blob)
+            decoded = replies.read_reply(message, task, self._next_id, out, bounds)
         except WorkerTimeout:
             self._stop()
             raise WorkerTimeout(f"no answer within {timeout:.0f} s (an endless loop, or far too "
                                 f"much work?); the worker was stopped") from None
-        except protocol.ProtocolError as exc:
+        except protocol.ProtocolError as exc:  # ReplyRejected included
             self._stop()
             raise WorkerCrashed(str(exc)) from None
         except (EOFError, BrokenPipeError, OSError):
             code = self._wait_exit(proc)
             self._stop()
             raise WorkerCrashed(_exit_reason(code)) from None
-        if message.get("id") != self._next_id:
-            self._stop()
-            raise WorkerCrashed("the worker answered out of turn")
-        if not message.get("ok"):
-            raise StudentCodeError(message.get("error") or {"type": "Error", "message": "?"})
-        return Reply(message.get("result") or {}, out)
+        if not decoded.ok:
+            raise StudentCodeError(decoded.error)
+        return Reply(decoded.result, out)
 
     def _read(self, proc: subprocess.Popen, n: int, deadline: float) -> bytes:
         fd = proc.stdout.fileno()
