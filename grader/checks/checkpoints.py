@@ -8,13 +8,13 @@ by tensor in Hugging Face's own naming, so this module knows the file format and
 a loader maps it onto the course's model.
 
 It also finds the real ``gpt2`` weights on local disk when an instructor provides them
-(``GRADER_GPT2_WEIGHTS``, or a Hugging Face cache that already holds them). Nothing is ever
-downloaded.
+(``grader run --gpt2-weights``, or a Hugging Face cache that already holds them). Nothing is
+ever downloaded.
 """
 
 from __future__ import annotations
 
-import atexit
+import hashlib
 import json
 import math
 import os
@@ -22,13 +22,13 @@ import shutil
 import struct
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-WEIGHTS_ENV = "GRADER_GPT2_WEIGHTS"
 SAFETENSORS = "model.safetensors"
 CONFIG = "config.json"
 
@@ -204,33 +204,58 @@ def write_checkpoint(folder: Path, shape: HFShape, seed: int, std: float = 0.02,
     return folder
 
 
-# ---------------------------------------------------------------- built once per process
-
-_lock = threading.Lock()
-_built: dict[str, Path] = {}
-_root: Path | None = None
+# ---------------------------------------------------------------- built once per store
 
 
-def _cache_root() -> Path:
-    global _root
-    if _root is None:
-        _root = Path(tempfile.mkdtemp(prefix="grader-checkpoints-"))
-        atexit.register(shutil.rmtree, _root, True)
-    return _root
+class CheckpointStore:
+    """Checkpoints built once and reused by every grading that holds this store (a batch grades
+    many submissions with the same 124M checkpoint): per-grading state passed explicitly
+    (``CheckSettings.checkpoints``), not a module global.
 
+    ``root``: a folder to build in (kept; several processes may share it, every file appears
+    under its name only once complete); ``None``: a private temporary folder, removed when the
+    store is closed or garbage-collected."""
 
-def cached_checkpoint(shape: HFShape, seed: int, std: float = 0.02, **layout: bool) -> Path:
-    """:func:`write_checkpoint` into a folder private to this process, built on first use and
-    reused after (a batch grades many submissions with the same 124M checkpoint)."""
-    key = json.dumps([asdict(shape), seed, std, sorted(layout.items())])
-    with _lock:
-        if key not in _built:
-            folder = _cache_root() / f"ckpt-{len(_built)}"
-            write_checkpoint(folder, shape, seed, std, **layout)
-            for item in folder.iterdir():
-                item.chmod(0o644)  # readable by the worker's uid once linked into its folder
-            _built[key] = folder
-        return _built[key]
+    def __init__(self, root: Path | None = None):
+        self._given = Path(root) if root is not None else None
+        self._root: Path | None = self._given
+        self._lock = threading.Lock()
+        self._built: dict[str, Path] = {}
+        self._finalizer: weakref.finalize | None = None
+
+    def _folder(self) -> Path:
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix="grader-checkpoints-"))
+            self._finalizer = weakref.finalize(self, shutil.rmtree, str(self._root), True)
+        self._root.mkdir(parents=True, exist_ok=True)
+        return self._root
+
+    def checkpoint(self, shape: HFShape, seed: int, std: float = 0.02, **layout: bool) -> Path:
+        """:func:`write_checkpoint` into this store, built on first use and reused after."""
+        key = json.dumps([asdict(shape), seed, std, sorted(layout.items())])
+        with self._lock:
+            if key not in self._built:
+                name = "ckpt-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+                folder = self._folder() / name
+                if not (folder / CONFIG).is_file() or not (folder / SAFETENSORS).is_file():
+                    write_checkpoint(folder, shape, seed, std, **layout)
+                for item in folder.iterdir():
+                    item.chmod(0o644)  # readable by the worker's uid once linked into its folder
+                self._built[key] = folder
+            return self._built[key]
+
+    def close(self) -> None:
+        """Remove a private temporary folder (a given ``root`` is kept)."""
+        if self._finalizer is not None:
+            self._finalizer()
+            self._finalizer, self._root = None, self._given
+        self._built.clear()
+
+    def __enter__(self) -> CheckpointStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def link_into(folder: Path, target: Path, names: tuple[str, ...] = (SAFETENSORS, CONFIG)
@@ -262,21 +287,22 @@ def link_into(folder: Path, target: Path, names: tuple[str, ...] = (SAFETENSORS,
 # ---------------------------------------------------------------- the real gpt2 weights
 
 
-def find_real_gpt2(environ: dict[str, str] | None = None) -> tuple[Path | None, str]:
+def find_real_gpt2(explicit: Path | str | None = None, environ: dict[str, str] | None = None
+                   ) -> tuple[Path | None, str]:
     """The local folder of the real ``gpt2`` weights, or ``None`` and the reason.
 
-    Looks, in order, at ``$GRADER_GPT2_WEIGHTS`` (a folder with ``model.safetensors`` and
-    ``config.json``) and at the Hugging Face cache (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``,
-    else ``~/.cache/huggingface/hub``) for ``models--gpt2`` or ``models--openai-community--gpt2``
-    with both files in one snapshot. Only reads the local disk.
+    Looks, in order, at ``explicit`` (the grading's ``CheckSettings.gpt2_weights``: a folder
+    with ``model.safetensors`` and ``config.json``) and at the Hugging Face cache
+    (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``: the cache's own
+    convention) for ``models--gpt2`` or ``models--openai-community--gpt2`` with both files in one
+    snapshot. Only reads the local disk.
     """
     env = os.environ if environ is None else environ
-    explicit = env.get(WEIGHTS_ENV)
     if explicit:
         folder = Path(explicit).expanduser()
         if _complete(folder):
-            return folder, f"{WEIGHTS_ENV}={folder}"
-        return None, (f"{WEIGHTS_ENV}={folder} does not hold both {SAFETENSORS} and {CONFIG}")
+            return folder, f"--gpt2-weights {folder}"
+        return None, (f"--gpt2-weights {folder} does not hold both {SAFETENSORS} and {CONFIG}")
     if env.get("HF_HUB_CACHE"):
         hub = Path(env["HF_HUB_CACHE"]).expanduser()
     elif env.get("HF_HOME"):
@@ -292,7 +318,7 @@ def find_real_gpt2(environ: dict[str, str] | None = None) -> tuple[Path | None, 
         for snap in preferred + sorted(snapshots.iterdir()):
             if _complete(snap):
                 return snap, f"the Hugging Face cache ({snap})"
-    return None, (f"set {WEIGHTS_ENV} to a folder with {SAFETENSORS} and {CONFIG}, or have "
+    return None, (f"give --gpt2-weights a folder with {SAFETENSORS} and {CONFIG}, or have "
                   f"models--gpt2 in the Hugging Face cache ({hub}); nothing is downloaded")
 
 

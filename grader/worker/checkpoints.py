@@ -26,7 +26,9 @@ def load_checkpoint(session: Session, args: dict[str, Any], tensors: Tensors):
     should be an instance of; ``dtype``: cast the returned model before running it; ``calls``:
     names of ``(B, T)`` token tensors to run the model on (under ``torch.no_grad()``);
     ``return_params``: send the model's parameters back as ``p.<name>``; ``expect_error``:
-    report an exception from the loader as data instead of failing.
+    report an exception from the loader as data instead of failing; ``perturb``: ``{"param",
+    "rows", "tensor"}``, a change made once to the loaded model after the calls, which then run
+    again (``perturbed_calls``, tensors ``q<i>.out...``; :func:`_perturb`).
 
     Replies ``info`` (from :func:`~.tasks.model_info`, taken before any cast), ``is_expected``
     (the result is an instance of ``expect_class``), ``type``, ``dtypes`` (of the parameters as
@@ -65,17 +67,41 @@ def load_checkpoint(session: Session, args: dict[str, Any], tensors: Tensors):
         model = model.to(DTYPES[args["dtype"]])
     model.eval()
     sent: Tensors = {}
-    reply["calls"] = []
-    with torch.no_grad():
-        for i, name in enumerate(args.get("calls", [])):
-            out: Tensors = {}
-            description = values.describe(model(tensors[name]), f"c{i}.out", out)
-            sent.update(out)
-            reply["calls"].append({"output": description})
+    reply["calls"] = _run_calls(model, args.get("calls", []), tensors, "c", sent)
+    if args.get("perturb"):
+        # The same calls again after one change of a parameter: what the change does.
+        _perturb(model, args["perturb"], tensors)
+        reply["perturbed_calls"] = _run_calls(model, args.get("calls", []), tensors, "q", sent)
     if args.get("return_params"):
         for name, p in model.named_parameters():
             sent[f"p.{name}"] = p
     return reply, sent
+
+
+def _run_calls(model: torch.nn.Module, names: list[str], tensors: Tensors, prefix: str,
+               sent: Tensors) -> list[dict[str, Any]]:
+    calls = []
+    with torch.no_grad():
+        for i, name in enumerate(names):
+            out: Tensors = {}
+            description = values.describe(model(tensors[name]), f"{prefix}{i}.out", out)
+            sent.update(out)
+            calls.append({"output": description})
+    return calls
+
+
+def _perturb(model: torch.nn.Module, spec: dict[str, Any], tensors: Tensors) -> None:
+    """Add the tensor ``spec["tensor"]`` to rows ``spec["rows"]`` of the parameter named
+    ``spec["param"]``, in place and once: with a tied ``lm_head`` the change reaches the
+    output projection too, which the trusted side sees in the logits (tying judged by its
+    effect, not by object identity)."""
+    try:
+        param = model.get_parameter(spec["param"])
+    except AttributeError:
+        raise ContractError(f"the loaded model has no parameter `{spec['param']}`") from None
+    with torch.no_grad():
+        rows = torch.tensor(spec["rows"], dtype=torch.long)
+        param[rows] += tensors[spec["tensor"]].to(param.dtype)
 
 
 TASKS = {"load_checkpoint": load_checkpoint}

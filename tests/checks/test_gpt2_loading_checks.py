@@ -4,7 +4,7 @@ The loader is tested against files that Hugging Face's ``transformers`` writes (
 ``save_pretrained``, offline), so neither the reference nor the grader's own checkpoint writer
 is only checked against itself; the grader's writer is checked to produce files that
 ``transformers`` loads. Then every check passes the correct examples and fails the bug aimed at
-it, the real-weights check runs on a local folder (as given by ``GRADER_GPT2_WEIGHTS`` or found
+it, the real-weights check runs on a local folder (as given by ``CheckSettings.gpt2_weights`` or found
 in a Hugging Face cache) and is skipped, saying why, without one.
 """
 
@@ -26,7 +26,7 @@ import yaml  # noqa: E402
 from conftest import CORRECT, EXAMPLES, failing, grade_folder, plant  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-from grader.checks import ASSIGNMENTS  # noqa: E402
+from grader.checks import ASSIGNMENTS, CheckSettings  # noqa: E402
 from grader.checks import checkpoints as ck  # noqa: E402
 from grader.checks import gpt2_loading as checks  # noqa: E402
 from grader.checks.expected import LiveReference, StoredFixtures  # noqa: E402
@@ -182,13 +182,13 @@ def _fake_hub(root: Path, source: Path, repo: str = "models--gpt2") -> Path:
 
 def test_find_real_gpt2_env_cache_and_nothing(tmp_path):
     src = ck.write_checkpoint(tmp_path / "src", checks.TINY, 0)
-    assert ck.find_real_gpt2({"GRADER_GPT2_WEIGHTS": str(src)})[0] == src
-    path, why = ck.find_real_gpt2({"GRADER_GPT2_WEIGHTS": str(tmp_path / "nope")})
-    assert path is None and "GRADER_GPT2_WEIGHTS" in why
+    assert ck.find_real_gpt2(src, {})[0] == src
+    path, why = ck.find_real_gpt2(tmp_path / "nope", {})
+    assert path is None and "--gpt2-weights" in why
     snap = _fake_hub(tmp_path / "hf", src, "models--openai-community--gpt2")
-    assert ck.find_real_gpt2({"HF_HOME": str(tmp_path / "hf")})[0] == snap
-    assert ck.find_real_gpt2({"HF_HUB_CACHE": str(tmp_path / "hf" / "hub")})[0] == snap
-    path, why = ck.find_real_gpt2({"HF_HOME": str(tmp_path / "empty")})
+    assert ck.find_real_gpt2(None, {"HF_HOME": str(tmp_path / "hf")})[0] == snap
+    assert ck.find_real_gpt2(None, {"HF_HUB_CACHE": str(tmp_path / "hf" / "hub")})[0] == snap
+    path, why = ck.find_real_gpt2(None, {"HF_HOME": str(tmp_path / "empty")})
     assert path is None and "nothing is downloaded" in why
 
 
@@ -212,7 +212,6 @@ def recorded(real_like, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("recorded")
     _fake_hub(tmp / "hf", real_like)
     with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(ck.WEIGHTS_ENV, raising=False)
         mp.delenv("HF_HUB_CACHE", raising=False)
         mp.setenv("HF_HOME", str(tmp / "hf"))
         live = LiveReference(record=True)
@@ -228,13 +227,12 @@ def test_correct_example_passes_every_check_with_real_weights_from_a_hf_cache(re
     assert not bad
     assert a.score == a.max_score == ASSIGNMENTS["gpt2_loading"].max_score
     details = a.check("gpt2_124m").details
-    assert details["num_parameters"] == 124_439_808 and details["max_abs_diff"] < 1e-5
+    assert details["reported_num_parameters"] == 124_439_808 and details["max_abs_diff"] < 1e-5
     assert "Hugging Face cache" in a.check("real_gpt2").details["weights"]
     assert a.check("logits").details["max_abs_diff"] < 1e-12
 
 
 def test_other_style_passes_and_real_check_is_skipped_without_weights(tmp_path, monkeypatch):
-    monkeypatch.delenv(ck.WEIGHTS_ENV, raising=False)
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty"))
     folder = plant(tmp_path, {})
@@ -245,7 +243,7 @@ def test_other_style_passes_and_real_check_is_skipped_without_weights(tmp_path, 
     assert statuses.pop("gpt2_124m") is Status.SKIPPED  # hidden: not run here
     assert set(statuses.values()) == {Status.PASSED}
     skipped = result.assignment("gpt2_loading").check("real_gpt2")
-    assert "GRADER_GPT2_WEIGHTS" in skipped.message and skipped.max_score == 3
+    assert "--gpt2-weights" in skipped.message and skipped.max_score == 3
     assert result.assignment("gpt2_loading").max_score == ASSIGNMENTS["gpt2_loading"].max_score - 6
 
 
@@ -287,7 +285,6 @@ HIDDEN_FAILS = {"tie_broken": {"gpt2_124m"}}
 # c_proj_not_transposed is graded below, with real weights.
 @pytest.mark.parametrize("bug", sorted(set(BUGS) - {"c_proj_not_transposed"}))
 def test_planted_bug_fails_exactly_its_checks(bug, tmp_path, monkeypatch):
-    monkeypatch.delenv(ck.WEIGHTS_ENV, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty"))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     edits, expected = BUGS[bug]
@@ -302,9 +299,9 @@ def test_planted_bug_fails_exactly_its_checks(bug, tmp_path, monkeypatch):
 
 def test_missing_c_proj_transpose_is_named_and_fails_on_real_weights(real_like, tmp_path,
                                                                       monkeypatch):
-    monkeypatch.setenv(ck.WEIGHTS_ENV, str(real_like))
     edits, expected = BUGS["c_proj_not_transposed"]
-    result = grade_folder(plant(tmp_path, {"gpt2_loading": edits}), A, include_hidden=False)
+    result = grade_folder(plant(tmp_path, {"gpt2_loading": edits}), A, include_hidden=False,
+                          checks=CheckSettings(gpt2_weights=real_like))
     assert failing(result) == {f"gpt2_loading.{c}" for c in expected | {"real_gpt2"}}
     message = result.assignment("gpt2_loading").check("logits").message
     assert "attn.c_proj.weight` holds the checkpoint's matrix without the transpose" in message
@@ -321,7 +318,6 @@ def test_fixtures_recorded_on_the_correct_example_give_the_live_verdicts(recorde
                                                                          monkeypatch):
     """A student bundle: the checkpoints are rebuilt by the grader from their seeds (tiny ones
     from the stored weights), the expected values come from fixtures, no reference package."""
-    monkeypatch.delenv(ck.WEIGHTS_ENV, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty"))
     monkeypatch.setitem(sys.modules, "reference", None)
     stored = StoredFixtures(recorded[1])

@@ -1,10 +1,16 @@
 """Checks of assignment 6: loading GPT-2 weights in the Hugging Face format.
 
-The grader writes its own Hugging Face-format checkpoints (``grader.checks.checkpoints``: seeded random
-weights, a tiny config and the full 124M one, in each layout transformers has used), shares them
-with the worker as files, and compares what the student's ``load_gpt2`` builds with what the
-reference loader builds from the same files. When the real ``gpt2`` weights are on local disk
-(``GRADER_GPT2_WEIGHTS`` or the Hugging Face cache), one more check runs on them.
+The grader writes its own Hugging Face-format checkpoints (``grader.checks.checkpoints``: seeded
+random weights, a tiny config and the full 124M one, in each layout transformers has used),
+shares them with the worker as files, and compares what the student's ``load_gpt2`` builds with
+what the reference loader builds from the same files. When the real ``gpt2`` weights are on
+local disk (``CheckSettings.gpt2_weights``, i.e. ``grader run --gpt2-weights``, or the Hugging
+Face cache), one more check runs on them; otherwise it is skipped for every submission alike.
+
+Every verdict rests on outcomes: logits of the loaded model (computed in the worker, compared
+here with the reference loader's), and tying judged by its effect (the shared matrix changed
+once after loading must move the output projection too). What the worker merely describes
+(parameter counts, storage sharing) is reported, never scored.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from grader.checks.common import F64_ATOL, F64_RTOL
 from grader.checks.compare import assert_close, difference
 from grader.checks.gpt2_loading import mistakes as catalogue
 from grader.checks.harness import Output, new, seeded
-from grader.diagnosis import Diagnosis, likely
+from grader.diagnosis import Diagnosis, affecting, likely, mistake
 
 ASSIGNMENT = Assignment(
     "gpt2_loading", "Loading GPT-2 weights",
@@ -51,6 +57,12 @@ CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_
 # transpose or a dropped layer moves these logits by > 1e-2.
 F32_LOGITS_ATOL = 1e-4
 F32_LOGITS_RTOL = 1e-5
+
+
+# Every known mistake that can move the loaded model's logits: the loader's own, and those of
+# the student's GPT (block.py and below), which the loaded model is.
+LOGIT_MISTAKES = tuple(dict.fromkeys(
+    catalogue.GPT2_LOADING + affecting("attention", "causal_mask", "block")))
 
 
 class WeightsUnavailable(CheckSkipped):
@@ -115,15 +127,15 @@ def _reference_run(ctx: Context, key: str, host: Path, tokens: dict[str, torch.T
     exp = ctx.expected(key, compute)
     if not params:  # the 124M checkpoint: too big to rerun for each mistake
         return exp, None
-    diagnosis = Diagnosis(ctx, key, lambda ref: compute(ref, with_params=False),
-                          catalogue.GPT2_LOADING)
+    diagnosis = Diagnosis(ctx, key, lambda ref: compute(ref, with_params=False), LOGIT_MISTAKES)
     return exp, diagnosis
 
 
 def _student_load(ctx: Context, source: dict[str, Any], tokens: dict[str, torch.Tensor], *,
                   dtype: str = "float64", config: dict[str, Any] | None = None,
                   extra: dict[str, torch.Tensor] | None = None, return_params: bool = True,
-                  timeout: float | None = None) -> dict[str, Any]:
+                  timeout: float | None = None, perturb: dict[str, Any] | None = None
+                  ) -> dict[str, Any]:
     args: dict[str, Any] = {
         "module": MODULE, "function": "load_gpt2", "source": source,
         "expect_class": {"module": "block", "class": "GPT"}, "dtype": dtype,
@@ -131,20 +143,25 @@ def _student_load(ctx: Context, source: dict[str, Any], tokens: dict[str, torch.
     }
     if config is not None:
         args["config"] = config
+    if perturb is not None:
+        args["perturb"] = perturb
     reply = ctx.request("load_checkpoint", args, {**tokens, **(extra or {})},
                                timeout=timeout)
     res = reply.result
     if not res.get("is_expected", False):
         raise CheckFailed(f"load_gpt2 returned a {res.get('type')}, not your block.GPT",
                           hint="Build your own GPT from block.py and copy the weights into it.")
-    logits = {}
-    for i, name in enumerate(tokens):
-        out = Output(res["calls"][i]["output"], reply.tensors,
-                     "the loaded model's forward(idx)")
-        logits[name] = (out.item(0).tensor() if out.description["kind"] in ("tuple", "list")
-                        else out.tensor())
+    def read(calls: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        logits = {}
+        for i, name in enumerate(tokens):
+            out = Output(calls[i]["output"], reply.tensors, "the loaded model's forward(idx)")
+            logits[name] = (out.item(0).tensor() if out.description["kind"] in ("tuple", "list")
+                            else out.tensor())
+        return logits
+
     params = {k[2:]: v for k, v in reply.tensors.items() if k.startswith("p.")}
-    return {"info": res["info"], "logits": logits, "params": params}
+    return {"info": res["info"], "logits": read(res["calls"]), "params": params,
+            "perturbed": read(res["perturbed_calls"]) if perturb is not None else {}}
 
 
 def _compare(got: dict[str, Any], exp: dict[str, torch.Tensor], label: str, *,
@@ -166,9 +183,12 @@ def _compare(got: dict[str, Any], exp: dict[str, torch.Tensor], label: str, *,
             cause = _parameter_diagnosis(got["params"], exp)
             if cause:
                 failure.message = f"{failure.message}. {cause[0]}"
-                failure.hint = cause[1]
                 if len(cause) > 2 and "likely_mistake" not in failure.details:
                     failure.details.update(cause[2])
+                failure.hint = cause[1]
+            named = failure.details.get("likely_mistake")
+            if named:  # the diagnosis's words, not a cause the evidence does not support
+                failure.hint = named["hint"]
             raise
         worst = max(worst, difference(logits, expected).max_abs)
     return worst
@@ -199,8 +219,10 @@ def _parameter_diagnosis(params: dict[str, torch.Tensor], exp: dict[str, torch.T
         return (f"`{name}` differs from the checkpoint's value (by up to "
                 f"{float((got.double() - want.double()).abs().max()):.3g}).", "")
     if params:
-        return ("Every parameter equals the checkpoint's, so the difference comes from your "
-                "GPT's forward pass (block.py).", "")
+        return ("Every parameter equals the checkpoint's, so the difference is in how the loaded "
+                "model computes.", "Check that the loader does not change or replace modules "
+                "of your GPT (a LayerNorm's eps, dropout, the attention); if the block "
+                "assignment's checks all pass, the loader is the place to look.")
     return None
 
 
@@ -269,24 +291,70 @@ def state_dict(ctx: Context):
     return ok()
 
 
-@check("weight_tying", "lm_head and wte still share storage after loading", 2, needs=NEEDS)
-def weight_tying(ctx: Context):
-    """After loading, ``lm_head.weight`` and ``transformer.wte.weight`` share storage (ideally
-    they are one Parameter, as block.GPT ties them): loading must not untie them."""
-    path, _ = _tiny_folder(ctx, "tiny-modern", prefix=True, buffers=False)
-    got = _student_load(ctx, {"path": path}, {}, return_params=False)
-    pair = {"lm_head.weight", "transformer.wte.weight"}
-    info = got["info"]
-    if not pair <= set(info["parameters"]):
-        raise CheckFailed("the loaded model has no `lm_head.weight` and `transformer.wte.weight`")
-    if not any(pair <= set(group) for group in info["same_storage"]):
+def _tie_probe(ctx: Context, key: str, vocab: int, n_embd: int, idx: torch.Tensor
+               ) -> dict[str, Any]:
+    """A change of the shared matrix made once after loading: random rows of ``wte`` that no
+    token of ``idx`` uses get a random delta. Tied, the logits of those vocabulary entries move
+    (lm_head is wte); untied, nothing moves at all."""
+    def make(g: torch.Generator):
+        unused = torch.tensor([v for v in range(vocab) if v not in set(idx.flatten().tolist())])
+        rows = unused[torch.randperm(len(unused), generator=g)[:8]].sort().values
+        return {"rows": rows, "delta": 0.5 * torch.randn(len(rows), n_embd, generator=g)}
+
+    return ctx.inputs(key, make)
+
+
+def _check_tied(got: dict[str, Any], tie: dict[str, Any], label: str) -> None:
+    """Tying judged by its effect, on the student's own model: after the change of rows R of
+    ``wte`` (tokens the input never uses), the logits of the vocabulary entries R must move
+    (lm_head IS wte) and no other logit may (nothing else reads those rows). A model with an
+    lm_head of its own shows no change at all. Independent of any other mistake of the model,
+    which changes both runs alike."""
+    before, after = got["logits"]["idx"], got["perturbed"]["idx"]
+    rows = tie["rows"]
+    if before.shape != after.shape or before.shape[-1] <= int(rows.max()):
+        raise CheckFailed(f"{label}: the logits have shape {tuple(before.shape)}, expected one "
+                          f"column per vocabulary entry")
+    if not (torch.isfinite(before).all() and torch.isfinite(after).all()):
+        raise CheckFailed(f"{label}: the logits hold NaN or inf, so the tie cannot be judged")
+    change = (after.double() - before.double()).abs()
+    scale = max(float(before.double().abs().max()), 1e-6)
+    others = torch.ones(change.shape[-1], dtype=torch.bool)
+    others[rows] = False
+    moved = float(change[..., rows].max())
+    stray = float(change[..., others].max()) if bool(others.any()) else 0.0
+    details = {"tie_effect": {"rows": rows.tolist(), "max_change_tied_rows": moved,
+                              "max_change_other_rows": stray}}
+    if moved <= 1e-6 * scale:
         raise CheckFailed(
-            "after loading, lm_head.weight and transformer.wte.weight are separate tensors: the "
-            "tie was broken",
-            hint="Copy the checkpoint's wte into the existing parameter (with torch.no_grad(): "
-                 "p.copy_(w)), or load_state_dict without assign=True; never give lm_head a "
-                 "Parameter of its own.")
-    return ok(num_parameters=info["num_parameters"])
+            f"{label}: after changing rows {rows.tolist()[:4]}... of transformer.wte.weight "
+            f"once, the logits of those tokens did not change, as they must when lm_head IS "
+            f"wte: the tie was broken", hint=mistake("tie_broken_by_loader").hint,
+            **likely("tie_broken_by_loader"), **details)
+    if stray > 1e-6 * scale:
+        raise CheckFailed(f"{label}: changing rows of transformer.wte.weight that the input "
+                          f"never uses also moved other logits (by up to {stray:.3g}): the "
+                          f"model reads wte somewhere other than the embedding and lm_head",
+                          **details)
+
+
+@check("weight_tying", "lm_head is still wte after loading (judged by its effect)", 2,
+       needs=NEEDS)
+def weight_tying(ctx: Context):
+    """After loading, rows of ``transformer.wte.weight`` that the input never uses are changed
+    once (in place, in the worker): the logits of exactly those tokens must move, since
+    ``lm_head.weight`` is the very same matrix. Judged by the logits of the student's own model
+    before and after, never by object identity (which the worker can only describe), and
+    whatever else the model computes (a forward mistake changes both runs alike)."""
+    path, _ = _tiny_folder(ctx, "tiny-modern", prefix=True, buffers=False)
+    idx = _tiny_tokens(ctx)["idx"]
+    tie = _tie_probe(ctx, "tie/tiny", TINY.vocab_size, TINY.n_embd, idx)
+    got = _student_load(ctx, {"path": path}, {"idx": idx}, return_params=False,
+                        perturb={"param": "transformer.wte.weight",
+                                 "rows": tie["rows"].tolist(), "tensor": "tie.delta"},
+                        extra={"tie.delta": tie["delta"]})
+    _check_tied(got, tie, "the tiny checkpoint")
+    return ok()
 
 
 # ------------------------------------------------------------------------------ not GPT-2
@@ -320,29 +388,56 @@ def _gpt2_names(shape: ck.HFShape) -> list[str]:
     return [n.removeprefix("transformer.") for n, _ in ck.hf_shapes(shape)]
 
 
-@check("not_gpt2", "A checkpoint that is not GPT-2 raises a clear ValueError", 2, needs=NEEDS)
-def not_gpt2(ctx: Context):
-    """``load_gpt2`` raises ``ValueError`` (never returns a half-random model) with a message
-    containing "GPT-2" that names the problem, for: a folder whose ``config.json`` says
-    ``"model_type": "llama"`` (the message quotes ``llama``); a state dict of another model
-    (BERT names) with a config (the message names a missing GPT-2 weight); a GPT-2 state dict
-    that lacks its second layer (the message names a missing ``h.1.`` weight)."""
+def _not_gpt2_cases(ctx: Context) -> list[tuple[str, dict, dict, Any, list[str], list[str], str]]:
+    """(label, source, tensors, config, names the message may name (any one of them is what
+    the stub's contract allows: the model_type found, or a weight that is missing, unexpected
+    or of the wrong shape), names it must not (weights that are there and fine), need)."""
     llama_path, _ = _share(ctx, "llama", lambda folder: ck.write_checkpoint(
         folder, TINY, 0, tensors=_llama_tensors(), config=_LLAMA_CONFIG))
     weights = ck.relayout(_tiny_weights(ctx), TINY, prefix=True)
-    truncated = {k: v for k, v in weights.items() if ".h.1." not in k}
-    cases = [
+    gpt2 = _gpt2_names(TINY)
+    # One weight, drawn from the run's secret seed, is left out: naming it takes finding it.
+    drop = ctx.inputs("not_gpt2/drop", lambda g: {
+        "index": torch.randint(len(gpt2), (1,), generator=g)})
+    dropped = gpt2[int(drop["index"])]
+    partial = {k: v for k, v in weights.items() if k.removeprefix("transformer.") != dropped}
+    bert = _bert_tensors()
+    return [
         ("a folder whose config.json says model_type 'llama'", {"path": llama_path}, {}, None,
-         ["llama"], "quote the model_type found"),
-        ("a BERT state dict", {"state_dict": "sd."},
-         {f"sd.{k}": v for k, v in _bert_tensors().items()}, _config(TINY_CONFIG),
-         _gpt2_names(TINY) + ["lm_head.weight"], "name a GPT-2 weight that is missing"),
-        ("a GPT-2 state dict without its layer 1", {"state_dict": "sd."},
-         {f"sd.{k}": v for k, v in truncated.items()}, _config(TINY_CONFIG),
-         [n for n in _gpt2_names(TINY) if n.startswith("h.1.")],
-         "name a missing weight of layer 1"),
+         ["llama"] + gpt2 + list(_llama_tensors()), [], "quote the model_type found"),
+        ("a BERT state dict", {"state_dict": "sd."}, {f"sd.{k}": v for k, v in bert.items()},
+         _config(TINY_CONFIG), gpt2 + ["lm_head.weight"] + list(bert), [],
+         "name a GPT-2 weight that is missing or a weight that is unexpected"),
+        (f"a GPT-2 state dict without `{dropped}`", {"state_dict": "sd."},
+         {f"sd.{k}": v for k, v in partial.items()}, _config(TINY_CONFIG),
+         # lm_head.weight is wte's: a loader that ties first finds it missing with wte
+         [dropped] + (["lm_head.weight"] if dropped == "wte.weight" else []),
+         [n for n in gpt2 if n != dropped], "name the missing weight"),
     ]
-    for label, source, tensors, config, names, need in cases:
+
+
+def _names(message: str, names: list[str]) -> list[str]:
+    """The weight names ``message`` mentions (a name counts with or without ``transformer.``,
+    and not when it is only part of a longer name)."""
+    import re
+
+    found = []
+    for n in names:
+        if re.search(r"(?<![\w.])(?:transformer\.)?" + re.escape(n) + r"(?![\w.])",
+                     message, flags=re.IGNORECASE):
+            found.append(n)
+    return found
+
+
+@check("not_gpt2", "A checkpoint that is not GPT-2 raises a clear ValueError", 2, needs=NEEDS)
+def not_gpt2(ctx: Context):
+    """``load_gpt2`` raises ``ValueError`` (never returns a half-random model) with a message
+    containing "GPT-2" that names the problem as the stub's contract allows (the model_type
+    found, or a weight that is missing, unexpected or of the wrong shape, whichever the loader
+    checks first), for: a folder whose ``config.json`` says ``"model_type": "llama"``; a state
+    dict of another model (BERT names) with a config; a GPT-2 state dict with one weight left
+    out (a different one every grading: the message names it, and no weight that is there)."""
+    for label, source, tensors, config, allowed, present, need in _not_gpt2_cases(ctx):
         args: dict[str, Any] = {"module": MODULE, "function": "load_gpt2", "source": source,
                                 "expect_error": True}
         if config is not None:
@@ -363,9 +458,17 @@ def not_gpt2(ctx: Context):
         if "gpt-2" not in low and "gpt2" not in low:
             raise CheckFailed(f"for {label}, the ValueError's message {message[:200]!r} does not "
                               "say that a GPT-2 checkpoint was expected (it must contain 'GPT-2')")
-        if not any(n.lower() in low for n in names):
+        named = [n for n in allowed if n == "llama" and "llama" in low] or _names(message,
+                                                                                  allowed)
+        if not named:
             raise CheckFailed(f"for {label}, the ValueError's message {message[:200]!r} does not "
                               f"{need}")
+        wrong = _names(message, present)
+        if wrong:
+            raise CheckFailed(f"for {label}, the ValueError's message names `{wrong[0]}`, which "
+                              f"is in the checkpoint with the right shape",
+                              hint="Name the weight that is missing, unexpected or of the wrong "
+                                   "shape.")
     return ok()
 
 
@@ -378,53 +481,65 @@ def _link_folder(ctx: Context, name: str, folder: Path) -> str:
     return ctx.worker.share_file(name)
 
 
-@check("gpt2_124m", "The 124M config: 124,439,808 parameters, tied, same logits", 3,
+def _store(ctx: Context) -> ck.CheckpointStore:
+    """The grading's checkpoint store (``CheckSettings.checkpoints``, shared by a batch), or one
+    of this grading's own, removed with it."""
+    return ctx.settings.checkpoints or ctx.once("gpt2_loading/store", ck.CheckpointStore)
+
+
+@check("gpt2_124m", "The 124M config: tied, same logits", 3,
        hidden=True, needs=NEEDS, timeout=240)
 def gpt2_124m(ctx: Context):
     """On a seeded random checkpoint of GPT-2 small's size (0.5 GB, built by the grader once per
-    process): the loaded model has 124,439,808 parameters (the tied matrix counted once),
-    ``lm_head`` and ``wte`` share storage, and its float32 logits equal the reference loader's
-    within 1e-4."""
-    folder = ck.cached_checkpoint(ck.GPT2_SMALL, seed=606)
+    checkpoint store): the loaded model's float32 logits equal the reference loader's within
+    1e-4, and changing rows of ``wte`` that the input never uses moves exactly those tokens'
+    logits (``lm_head`` is ``wte``: 124,439,808 parameters, the tied matrix counted once). The
+    parameter count the worker describes is reported, not scored (the student's code can
+    rewrite it)."""
+    folder = _store(ctx).checkpoint(ck.GPT2_SMALL, seed=606)
     path = _link_folder(ctx, "gpt2-124m", folder)
-    tokens = ctx.inputs("tokens_124m", lambda: {
-        "idx": torch.randint(0, ck.GPT2_SMALL.vocab_size, (1, 16), generator=seeded(607))})
+    tokens = ctx.inputs("tokens_124m", lambda g: {
+        "idx": torch.randint(0, ck.GPT2_SMALL.vocab_size, (1, 16), generator=g)})
+    tie = _tie_probe(ctx, "tie/124m", ck.GPT2_SMALL.vocab_size, ck.GPT2_SMALL.n_embd,
+                     tokens["idx"])
     # The student's load (in the worker) and the reference's (here) each take seconds: run them
     # side by side, one process each.
     with ThreadPoolExecutor(1) as pool:
         student = pool.submit(_student_load, ctx, {"path": path}, tokens, dtype="float32",
-                              return_params=False, timeout=240)
-        exp, _ = _reference_run(ctx, "gpt2_124m", folder, tokens, dtype=torch.float32, params=False)
+                              return_params=False, timeout=240,
+                              perturb={"param": "transformer.wte.weight",
+                                       "rows": tie["rows"].tolist(), "tensor": "tie.delta"},
+                              extra={"tie.delta": tie["delta"]})
+        exp, _ = _reference_run(ctx, "gpt2_124m", folder, tokens, dtype=torch.float32,
+                                params=False)
         got = student.result()
-    info = got["info"]
-    n = info["num_parameters"]
-    if n != GPT2_124M_PARAMETERS:
-        extra = n - GPT2_124M_PARAMETERS
-        why = (" — exactly the vocab_size x n_embd of an untied lm_head" if extra == 50257 * 768
-               else "")
-        raise CheckFailed(f"the loaded 124M model has {n:,} parameters, expected "
-                          f"{GPT2_124M_PARAMETERS:,} ({extra:+,}){why}", actual=n)
-    pair = {"lm_head.weight", "transformer.wte.weight"}
-    if not any(pair <= set(group) for group in info["same_storage"]):
-        raise CheckFailed("after loading the 124M checkpoint, lm_head.weight and "
-                          "transformer.wte.weight do not share storage")
     worst = _compare(got, exp, "the 124M checkpoint", atol=F32_LOGITS_ATOL, rtol=F32_LOGITS_RTOL)
-    return ok(num_parameters=n, max_abs_diff=worst)
+    _check_tied(got, tie, "the 124M checkpoint")
+    n = got["info"].get("num_parameters")
+    return ok(reported_num_parameters=n, max_abs_diff=worst)
 
 
 # ------------------------------------------------------------------------------ real weights
 
 
+def _real_unavailable(ctx: Context) -> str | None:
+    folder, where = ck.find_real_gpt2(ctx.settings.gpt2_weights)
+    if folder is not None:
+        return None
+    return f"the real GPT-2 weights are not on this machine: {where}"
+
+
 @check("real_gpt2", "The real GPT-2 weights (when available locally): logits and greedy text", 3,
-       needs=NEEDS, timeout=300)
+       needs=NEEDS, timeout=300, unavailable=_real_unavailable)
 def real_gpt2(ctx: Context):
-    """Runs only when the real ``gpt2`` checkpoint is on local disk (``GRADER_GPT2_WEIGHTS``,
-    or the Hugging Face cache holding ``models--gpt2``; nothing is downloaded), and is skipped
-    otherwise. The loaded model has the reference loader's parameter count and tied embeddings;
-    on the prompt "Hello, I'm a language model," (fixed GPT-2 token ids) followed by the
-    reference's 20 greedy tokens, its float64 logits equal the reference's, and its greedy
-    choice at each of those steps is the reference's token."""
-    folder, where = ck.find_real_gpt2()
+    """Runs only when the real ``gpt2`` checkpoint is on local disk (``--gpt2-weights``, or the
+    Hugging Face cache holding ``models--gpt2``; nothing is downloaded), and is skipped for
+    every submission otherwise (so the points possible never depend on what was submitted).
+    On the prompt "Hello, I'm a language model," (fixed GPT-2 token ids) followed by the
+    reference's 20 greedy tokens, the loaded model's float64 logits equal the reference's,
+    its greedy choice at each of those steps is the reference's token, and changing rows of
+    ``wte`` that the sequence never uses moves exactly those tokens' logits (tied)."""
+    folder, where = ck.find_real_gpt2(ctx.settings.gpt2_weights)
     if folder is None:
         raise WeightsUnavailable(f"the real GPT-2 weights are not on this machine: {where}")
     stat = (folder / ck.SAFETENSORS).resolve().stat()
@@ -448,24 +563,25 @@ def real_gpt2(ctx: Context):
     # The reference's expected values need the generated tokens, so they come first; the
     # student's model then runs on the reference's sequence (teacher forcing).
     exp = ctx.expected(f"real_gpt2/{ident}", compute)
+    seq = exp["tokens"]
+    vocab = int(exp["logits.seq"].shape[-1])
+    tie = _tie_probe(ctx, f"tie/real/{ident}", vocab, int(json.loads(
+        (folder / ck.CONFIG).read_text()).get("n_embd", 768)), seq)
     path = _link_folder(ctx, "real-gpt2", folder)
-    got = _student_load(ctx, {"path": path}, {"seq": exp["tokens"]}, return_params=False,
-                        timeout=300)
-    info = got["info"]
-    if info["num_parameters"] != int(exp["num_parameters"]):
-        raise CheckFailed(f"the loaded model has {info['num_parameters']:,} parameters, expected "
-                          f"{int(exp['num_parameters']):,}")
-    pair = {"lm_head.weight", "transformer.wte.weight"}
-    if not any(pair <= set(group) for group in info["same_storage"]):
-        raise CheckFailed("lm_head.weight and transformer.wte.weight do not share storage")
+    got = _student_load(ctx, {"path": path}, {"seq": seq}, return_params=False, timeout=300,
+                        perturb={"param": "transformer.wte.weight",
+                                 "rows": tie["rows"].tolist(), "tensor": "tie.delta"},
+                        extra={"tie.delta": tie["delta"]})
     worst = _compare(got, exp, f"the real GPT-2 ({where})")
+    _check_tied({"logits": {"idx": got["logits"]["seq"]},
+                 "perturbed": {"idx": got["perturbed"]["seq"]}}, tie, f"the real GPT-2 ({where})")
     # Teacher forcing: at every generated step, the student's greedy choice given the
     # reference's prefix must be the reference's token — generation, token for token.
     choice = got["logits"]["seq"][0, len(REAL_PROMPT) - 1:-1].argmax(-1)
-    want = exp["tokens"][0, len(REAL_PROMPT):]
+    want = seq[0, len(REAL_PROMPT):]
     if not torch.equal(choice, want):
         step = int((choice != want).nonzero()[0])
         raise CheckFailed(f"greedy generation from the fixed prompt differs at new token {step}: "
                           f"yours {int(choice[step])}, expected {int(want[step])}")
-    return ok(weights=where, max_abs_diff=worst, tokens=want.tolist())
-
+    return ok(weights=where, max_abs_diff=worst, tokens=want.tolist(),
+              reported_num_parameters=got["info"].get("num_parameters"))

@@ -21,4 +21,30 @@ register(
     ),
 )
 
-GPT2_LOADING = ("conv1d_not_transposed",)
+EPS = "    return model.eval()\n    # END SOLUTION"
+
+
+def _eps(value: str):
+    return {"gpt2_loading": [(EPS, "    for m in model.modules():\n"
+                                  "        if isinstance(m, torch.nn.LayerNorm):\n"
+                                  f"            m.eps = {value}\n" + EPS)]}
+
+
+register(
+    Mistake(
+        "loader_changes_ln_eps", "the loader changes the LayerNorms' eps",
+        "GPT-2's LayerNorms use eps = 1e-5 (config.json's layer_norm_epsilon, nn.LayerNorm's "
+        "default): the loader copies weights and must leave the modules of your GPT as built.",
+        S43 + " (loading real weights)", plant=_eps("1e-12"),
+        flavours={"1e-6": _eps("1e-6"), "1e-8": _eps("1e-8"), "zero": _eps("0.0")},
+    ),
+    Mistake(
+        "tie_broken_by_loader", "the loader breaks the tie between lm_head and wte",
+        "Copy the checkpoint's wte into the existing parameter (with torch.no_grad(): "
+        "p.copy_(w)), or load_state_dict without assign=True; never give lm_head a Parameter "
+        "of its own: lm_head.weight must stay the very tensor transformer.wte.weight.",
+        S43 + " (weight tying)",
+    ),
+)
+
+GPT2_LOADING = ("conv1d_not_transposed", "loader_changes_ln_eps")
