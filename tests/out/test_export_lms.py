@@ -210,6 +210,16 @@ def test_prairielearn_results_score_is_a_fraction() -> None:
     assert "hidden check" in hidden["output"]
 
 
+def test_prairielearn_shows_the_prints_only_when_no_hidden_check_ran() -> None:
+    result = submission("bob")
+    result.log = "debug: q.shape = (2, 3, 5, 7)"
+    assert to_prairielearn(result)["output"] == ""  # prints during a hidden check stay hidden
+    assert to_prairielearn(result, reveal_hidden=True)["output"] == result.log
+    c = result.assignment("attention").check("mha_gradients")
+    c.status = Status.SKIPPED  # a student's self-check: hidden checks listed, not run
+    assert to_prairielearn(result)["output"] == result.log
+
+
 def test_prairielearn_missing_modules_are_not_gradable() -> None:
     result = submission("dave")  # attention missing, training present: gradable
     assert to_prairielearn(result)["gradable"] is True

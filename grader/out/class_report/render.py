@@ -56,8 +56,7 @@ def _figures(page: Page) -> dict[str, object]:
                            d.max_score, d.mean, d.median)
              for i, d in enumerate([s.total, *s.assignments])]
     curves = [svg.overlay(f"c{i}", f"{c.assignment} · {c.check_id}: {c.title}", c.reference,
-                          c.students, y_label="loss" if "loss" in c.key or c.key == "curves"
-                          else c.key)
+                          c.students, y_label=c.title)
               for i, c in enumerate(s.curves)]
     return {"hists": hists, "curves": curves}
 

@@ -28,6 +28,10 @@ from grader.model.results import Status, SubmissionResult
 from grader.out.exports.feedback_text import likely_mistake
 
 SUBMITTED = ("graded", "error")
+# What the training checks' ad-hoc series are (grader/checks/training: curves, grad_norms, lrs).
+CURVE_TITLES = {"curves": "loss", "losses": "loss", "train_losses": "training loss",
+                "val_losses": "validation loss", "grad_norms": "gradient norm",
+                "lrs": "learning rate"}
 BAD = (Status.FAILED, Status.ERROR, Status.TIMEOUT)
 
 
@@ -252,7 +256,8 @@ def _series_pairs(details: Mapping[str, Any]) -> list[tuple[str, str, list, list
         ref, student = series[refs[0]], series[mine[0]]
         if not (isinstance(ref, list) and isinstance(student, list)) or len(ref) < 2:
             continue
-        title = str(value.get("title") or key) if value.get("kind") == "curves" else key
+        title = str(value.get("title") or key) if value.get("kind") == "curves" else \
+            CURVE_TITLES.get(key, key.replace("_", " "))
         out.append((key, title, [to_float(v) for v in student], [to_float(v) for v in ref]))
     return out
 

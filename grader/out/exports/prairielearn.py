@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from grader.model.results import Status, SubmissionResult
+from grader.model.results import Status, SubmissionResult, Visibility
 from grader.out.exports.feedback_text import feedback
 
 SIZE_LIMIT = 1_000_000  # bytes; PrairieLearn's documented limit is "1 MB"
@@ -75,8 +75,13 @@ def to_prairielearn(result: SubmissionResult, *, reveal_hidden: bool = False,
     score = result.score / result.max_score if result.max_score else 0.0
     lines = [f"{result.score:g} / {result.max_score:g} points."]
     lines += [f"{a.name}: {a.message}" for a in result.assignments if a.message]
+    # The student's own prints, but only when no hidden check ran: what their code printed
+    # during a hidden check could show its inputs (the student report's rule too).
+    hidden_ran = any(c.visibility is Visibility.HIDDEN and c.status is not Status.SKIPPED
+                     for _, c in result.all_checks())
+    log = result.log if (reveal_hidden or not hidden_ran) else ""
     return fit({"gradable": True, "score": round(min(1.0, max(0.0, score)), 6),
-                "message": " ".join(lines), "output": result.log or "", "tests": tests}, limit)
+                "message": " ".join(lines), "output": log or "", "tests": tests}, limit)
 
 
 def dumps(data: dict[str, Any]) -> str:
