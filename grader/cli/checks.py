@@ -11,8 +11,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_checks(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("checks", help="list the assignments and their checks")
-    p.add_argument("--hidden", action="store_true", help="include hidden checks")
+    p = sub.add_parser("checks", help="list the assignments and their checks",
+                       description="List every assignment (its module, its title, its points) "
+                                   "and its checks: id, points and what each verifies, in the "
+                                   "order `grader run` runs them. Hidden checks, which run "
+                                   "only when the instructor grades, are left out unless "
+                                   "--hidden is given.")
+    p.add_argument("--hidden", action="store_true",
+                   help="include the hidden checks (marked [hidden])")
     p.set_defaults(func=_list_checks)
 
 

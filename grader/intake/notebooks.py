@@ -83,6 +83,13 @@ class Cell:
     binds: set[str] = field(default_factory=set)  # the same without imports: what it provides
     notes: list[str] = field(default_factory=list)
     outcome: dict[str, Any] = field(default_factory=dict)  # from the run, when there was one
+    code_number: int = 0  # 1-based among the code cells only, as Jupyter users count them
+    execution_count: int | None = None  # the "In [n]" the file stores, if it was run
+
+    def jupyter_label(self) -> str:
+        """The cell as a Jupyter user finds it: "code cell 3 (In [7], `x = f()`)"."""
+        seen = f"In [{self.execution_count}], " if self.execution_count else ""
+        return f"code cell {self.code_number or self.number} ({seen}`{self.first_line}`)"
 
     @property
     def number(self) -> int:
@@ -368,7 +375,7 @@ class Notebook:
         return ""
 
     def failures(self) -> list[str]:
-        return [f"{self.name}, {c.label()} {c.failure()}" for c in self.cells
+        return [f"{self.name}, {c.jupyter_label()} {c.failure()}" for c in self.cells
                 if c.runs and c.outcome.get("status") not in (None, "ok")]
 
 
@@ -429,7 +436,9 @@ def read_notebook(path: Path) -> Notebook:
         source = raw_cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else str(source)
         size += len(source.encode())
-        cell = Cell(index=index, source=source)
+        count = raw_cell.get("execution_count")
+        cell = Cell(index=index, source=source, code_number=len(nb.cells) + 1,
+                    execution_count=count if type(count) is int else None)
         cell.skipped = skip_reason(raw_cell)
         if not cell.skipped:
             cell.python, cell.skipped, cell.notes = python_of(source)
