@@ -158,3 +158,19 @@ def test_the_bundle_path_fixtures_grade_the_same(tmp_path):
     details = buggy.check("gpt2_tiktoken").details
     assert details["likely_mistake"]["id"] == "bpe_space_apart"
     json.dumps(details)  # what the reports store
+
+
+def test_a_notebook_submission_grades_the_same(tmp_path):
+    import os
+
+    import nbformat
+
+    from grader.intake.notebooks import module_to_notebook
+
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    nbformat.write(module_to_notebook((CORRECT / "bpe.py").read_text()), folder / "bpe.ipynb")
+    for p in (tmp_path, folder, folder / "bpe.ipynb"):
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)  # the sandboxed worker is another user
+    a = grade_folder(folder, BPE).assignment("bpe")
+    assert a.score == a.max_score > 0
