@@ -77,6 +77,7 @@ class BatchOptions:
     executor: str = "local"
     scheduler: str | None = None  # the Dask scheduler's address, for executor="dask"
     ship: bool = False  # Dask: send the submissions' bytes with the tasks (no shared disk)
+    dask_cluster_options: dict[str, Any] | None = None  # dask-local: LocalCluster's arguments
     feedback: bool = True
     stream: TextIO | None = None
     live: bool | None = None  # None: a live display when the stream is a terminal
@@ -316,6 +317,10 @@ def _validate(o: BatchOptions) -> None:
     if o.executor == "dask" and not o.scheduler:
         raise BatchError("--executor dask needs --scheduler tcp://HOST:8786 (or use "
                          "--executor dask-local)")
+    if o.executor != "local" and importlib.util.find_spec("distributed") is None:
+        from grader.batch.dask_executor import INSTALL_HINT
+
+        raise BatchError(INSTALL_HINT)
     for name in o.assignments or []:
         if name not in checks.ASSIGNMENTS:
             raise BatchError(f"unknown assignment {name!r}; known: {', '.join(checks.names())}")
@@ -323,7 +328,7 @@ def _validate(o: BatchOptions) -> None:
         raise BatchError("the reference implementation is not installed here; pass --fixtures")
     if o.isolation not in ("auto", "bwrap", "none"):
         raise BatchError(f"unknown isolation {o.isolation!r}")
-    if o.isolation in ("auto", "bwrap") and o.executor == "local":
+    if o.isolation in ("auto", "bwrap") and o.executor in ("local", "dask-local"):
         from grader.isolation import sandbox
 
         ok, why = sandbox.isolation_available()
@@ -530,10 +535,13 @@ def _executor(o: BatchOptions, par: Parallelism, root: Path) -> Iterator[Any]:
     if o.executor == "local":
         ex: Any = LocalExecutor(par.jobs, pid_dir=root / cleanup.PIDS)
     else:
-        from grader.batch.dask_executor import DaskExecutor
+        from grader.batch.dask_executor import DaskExecutor, DaskUnavailable
 
-        ex = DaskExecutor(par, scheduler=o.scheduler if o.executor == "dask" else None,
-                          pid_dir=root / cleanup.PIDS)
+        try:
+            ex = DaskExecutor(par, scheduler=o.scheduler if o.executor == "dask" else None,
+                              cluster_options=o.dask_cluster_options)
+        except DaskUnavailable as exc:
+            raise BatchError(str(exc)) from None
     with ex:
         yield ex
 

@@ -40,6 +40,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "reference_cache": None,  # a folder for reference outputs shared across processes and runs
     "gpt2_weights": None,
     "checkpoint_cache": None,  # a folder for the checkpoints the checks build (shared, kept)
+    "job_timeout": None,  # None: total_timeout + 120 s (see job_time_limit)
 }
 # A shipped submission (Dask without a shared file system) may be at most this big, zipped.
 MAX_PAYLOAD_BYTES = 32 * 2**20
@@ -159,7 +160,7 @@ _PROCESS_SCOPE = CancelScope()
 
 
 def _client_class():
-    from grader.isolation.client import WorkerClient, WorkerCrashed
+    from grader.isolation.client import WorkerClient, WorkerCrashed, WorkerTimeout
 
     class BatchWorkerClient(WorkerClient):
         """A worker client that refuses to (re)start once its batch is cancelled, and notes
@@ -167,10 +168,14 @@ def _client_class():
 
         scope: CancelScope = _PROCESS_SCOPE
         pid_dir: Path | None = None
+        expiry: Any = None
 
         def launch(self) -> None:
             if self.scope.cancelled.is_set():
                 raise WorkerCrashed("the batch was interrupted")
+            if self.expiry is not None and self.expiry.expired.is_set():
+                raise WorkerTimeout(f"the submission used up the whole job's time limit of "
+                                    f"{self.expiry.limit:.0f} s")
             super().launch()
             proc = getattr(self, "_proc", None)
             if proc is not None and self.pid_dir is not None:
@@ -263,12 +268,62 @@ def check_settings(o: dict[str, Any]):
         return _settings[key]
 
 
+def job_time_limit(options: dict[str, Any]) -> float:
+    """The wall-clock limit of one whole job: the submission's total time, plus the trusted
+    side's own work (reference, comparisons, reports) with a margin."""
+    given = options.get("job_timeout")
+    return float(given) if given else float(options.get("total_timeout", 600.0)) + 120.0
+
+
 def run_job(job: Job, scope: CancelScope | None = None, pid_dir: Path | None = None) -> Outcome:
-    """Grade one job and return its outcome (never raises for a submission's problem)."""
+    """Grade one job and return its outcome (never raises for a submission's problem).
+
+    The job enforces its own time limit (:func:`job_time_limit`; a running Dask task cannot be
+    cancelled from outside): past it, the job's worker is stopped and may not restart, so the
+    remaining checks end as timeouts; a grading that still does not return is abandoned and
+    recorded as an error."""
+    import socket
+
+    scope = scope or _PROCESS_SCOPE
+    started, t0, host = time.time(), time.monotonic(), socket.gethostname()
+    expiry = _Expiry(job_time_limit(job.options))
+    box: dict[str, Outcome] = {}
+    thread = threading.Thread(target=lambda: box.setdefault(
+        "out", _run_job(job, scope, pid_dir, expiry)), name=f"grade-{job.student_id}",
+        daemon=True)
+    thread.start()
+    thread.join(expiry.limit)
+    if thread.is_alive():
+        expiry.expire()
+        thread.join(30.0)
+    if "out" in box:
+        return box["out"]
+    return _error(job, f"grading did not end within {expiry.limit:.0f} s even after its worker "
+                       "was stopped (abandoned; a problem of the grader's side)", started, t0,
+                  host)
+
+
+class _Expiry:
+    """A job's deadline: once expired, its worker is stopped and no new one starts."""
+
+    def __init__(self, limit: float):
+        self.limit = limit
+        self.expired = threading.Event()
+        self.client: Any = None
+
+    def expire(self) -> None:
+        self.expired.set()
+        if self.client is not None:
+            try:
+                self.client.close()
+            except Exception:  # noqa: BLE001 - best effort
+                pass
+
+
+def _run_job(job: Job, scope: CancelScope, pid_dir: Path | None, expiry: _Expiry) -> Outcome:
     import socket
 
     started, t0 = time.time(), time.monotonic()
-    scope = scope or _PROCESS_SCOPE
     host = socket.gethostname()
     workdir: Path | None = None
     try:
@@ -290,7 +345,8 @@ def run_job(job: Job, scope: CancelScope | None = None, pid_dir: Path | None = N
                           started, t0, host)
         client_class = _client_class()
         client = client_class(folder, options.worker)
-        client.scope, client.pid_dir = scope, pid_dir
+        client.scope, client.pid_dir, client.expiry = scope, pid_dir, expiry
+        expiry.client = client
         scope.add(client)
         try:
             result = grade(folder, options, worker=client)
