@@ -67,7 +67,8 @@ LABELS: dict[str, str] = {
     "evaluations": "Evaluations expected",
     "loss_ratio": "Your held-out loss ÷ the reference loop's",
     "grad_norm_ratio": "Your gradient norms ÷ the reference's (median after warmup)",
-    "parameter_travel_ratio": "How far your loop moved the parameters ÷ how far the reference's did",
+    "parameter_travel_ratio": ("How far your loop moved the parameters ÷ how far the "
+                               "reference's did"),
     "limits": "Allowed",
     "heldout_loss": "Held-out loss",
     "first_loss": "Loss at the first step",
