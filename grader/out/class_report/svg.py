@@ -75,7 +75,7 @@ def overlay(uid: str, title: str, reference: Sequence[float | None],
             students: dict[str, Sequence[float | None]], y_label: str = "loss",
             w: int = 560, h: int = 260, log_y: bool = False) -> Markup:
     """Every student's curve (thin, translucent) under the reference's (dark, dashed)."""
-    left, right, top, bottom = 52, 12, 24, 36
+    left, right, top, bottom = 64, 12, 24, 36
     pw, ph = w - left - right, h - top - bottom
     series = [list(reference)] + [list(v) for v in students.values()]
     values = [v for s in series for v in s if v is not None and math.isfinite(v)
@@ -83,6 +83,11 @@ def overlay(uid: str, title: str, reference: Sequence[float | None],
     if not values:
         values = [0.0, 1.0]
     lo, hi = min(values), max(values)
+    ref_values = [v for v in reference if v is not None and math.isfinite(v)]
+    if ref_values and max(ref_values) > 0 and not log_y:
+        # One diverging student must not flatten everyone else: cut the axis at 3x the
+        # reference's largest value (their curve then runs along the top edge).
+        hi = min(hi, 3 * max(ref_values))
     if log_y:
         lo, hi = math.log10(lo), math.log10(hi)
     if hi - lo < 1e-12:
@@ -118,7 +123,7 @@ def overlay(uid: str, title: str, reference: Sequence[float | None],
                    f'text-anchor="end">{label}</text>')
     out.append(f'<text x="{left}" y="{h - 6}">step 0</text>'
                f'<text x="{left + pw}" y="{h - 6}" text-anchor="end">{steps}</text>'
-               f'<text x="14" y="{top + ph / 2:.1f}" transform="rotate(-90 14 '
+               f'<text x="12" y="{top + ph / 2:.1f}" transform="rotate(-90 12 '
                f'{top + ph / 2:.1f})" text-anchor="middle">{_e(y_label)}</text>')
     for sid, s in students.items():
         d = path(s)
