@@ -103,10 +103,12 @@ def _compare_ids(what: str, name: str, text: str, got: list[int], exp: list[int]
 def gpt2_tiktoken(ctx: Context):
     """Built from GPT-2's real ``encoder.json`` and ``vocab.bpe``, ``encode`` gives exactly
     tiktoken's ``gpt2`` ids on prose, code, numbers, runs of whitespace, emoji, contractions,
-    other scripts, accents, special-token text and leading/trailing spaces."""
-    corpus = _corpus(ctx, "gpt2_corpus", texts.GPT2_CORPUS)
-    expected = _tiktoken_ids(ctx, "gpt2_corpus", corpus)
-    diagnosis = _gpt2_diagnosis(ctx, "gpt2_corpus", corpus)
+    other scripts, accents, special-token text, leading/trailing spaces, and a seeded mix of
+    fragments of all of these glued at random places."""
+    corpus = _corpus(ctx, "gpt2_mixed", {**texts.GPT2_CORPUS,
+                                          "random_mix": texts.mixed_text(1941, 120)})
+    expected = _tiktoken_ids(ctx, "gpt2_mixed", corpus)
+    diagnosis = _gpt2_diagnosis(ctx, "gpt2_mixed", corpus)
     out = _method(ctx, "encode", list(corpus.values()), f"`{CLASS}.encode`", each=True)
     mine = dict(zip(corpus, _ints_each(out, len(corpus)), strict=True))
     for name, text in corpus.items():

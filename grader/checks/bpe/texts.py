@@ -100,6 +100,20 @@ def unicode_text(seed: int, n: int) -> str:
     return "".join(chr(rng.randint(*rng.choice(ranges))) for _ in range(n))
 
 
+def mixed_text(seed: int, n: int) -> str:
+    """``n`` fragments of the GPT-2 corpus's kinds, cut at random places and glued with random
+    whitespace and punctuation: boundaries no fixed text has."""
+    rng = random.Random(seed)
+    pool = list(GPT2_CORPUS.values()) + UNICODE + ENGLISH
+    glue = [" ", "  ", "\n", "\t", "", "'", "'s ", "...", " 1", "\u00a0", "\r\n", "🤖"]
+    out = []
+    for _ in range(n):
+        piece = rng.choice(pool)
+        start = rng.randrange(len(piece))
+        out.append(piece[start:start + rng.randint(1, 24)] + rng.choice(glue))
+    return "".join(out)
+
+
 def speed_text(seed: int, n_words: int) -> str:
     """A long text for the speed note: prose-like words of the GPT-2 corpus, shuffled."""
     rng = random.Random(seed)
