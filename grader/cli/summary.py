@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--title", default="", help="the page's title")
     p.add_argument("--class-dir", type=Path, action="append", default=[], metavar="DIR",
                    help="where the submissions are (a folder per student), for the similarity "
-                        "flags (default: the run folder's staged copies)")
+                        "flags (default: where the batch found each one, or its staged "
+                        "copy in the run folder)")
     p.add_argument("--stubs", type=Path, default=None, metavar="DIR",
                    help="the released stubs, not counted as shared code (default: "
                         "assignments/ when there is one here)")

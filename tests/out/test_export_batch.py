@@ -64,9 +64,11 @@ def test_batch_then_exports_and_summary(tmp_path: Path, capsys) -> None:
     assert sorted(p.name for p in fb.iterdir()) == ["ann", "ben", "cat"]
 
     summary = tmp_path / "summary"
-    assert main(["summary", str(run), "-o", str(summary), "--class-dir", str(class_dir),
+    # The files are found where the batch found them: no --class-dir needed.
+    assert main(["summary", str(run), "-o", str(summary),
                  "--stubs", str(ROOT / "assignments")]) == 0
     printed = capsys.readouterr().out
     assert "3/4 submitted" in printed and "sqrt(d_k)" in printed
+    assert "similar pairs to look at: 1" in printed  # ann's and ben's differ by one scale
     md = (summary / "summary.md").read_text()
     assert "1 student(s): ben" in md and "attention: cat" in md

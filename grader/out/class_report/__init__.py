@@ -51,7 +51,13 @@ def build(book, run_id: int | None = None, *, title: str = "", similarity: bool 
                 if a.source and a.source.endswith(".py"):
                     modules.setdefault(a.name, a.source)
         submitted = [s.id for s in students if s.status != "no_submission"]
-        files = find_files(submitted, modules, [r for r in (roots or []) if r.is_dir()])
+        folders = {}
+        for sid, g in book.latest(run_id).items():
+            source = g.submission.source if g.submission else ""
+            if source and Path(source).is_dir():  # the folders layout records the folder
+                folders[sid] = Path(source)
+        files = find_files(submitted, modules, [r for r in (roots or []) if r.is_dir()],
+                           folders)
         boiler = {m: stubs / src for m, src in modules.items()} if stubs else {}
         sim = compare(files, boiler, threshold=threshold) if files else Similarity(
             [], {}, "no submitted files were found to compare (pass --class-dir, the folder "

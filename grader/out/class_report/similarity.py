@@ -117,15 +117,18 @@ def highlighted(code: str, spans: list[tuple[int, int]]) -> str:
     return "".join(out)
 
 
-def find_files(student_ids: list[str], modules: dict[str, str], roots: list[Path]
-               ) -> dict[str, dict[str, Path]]:
-    """module -> student -> file, looking for ``<root>/<student>/<source>`` in each root (the
-    run's staging folder, the class folder) and for a ``source`` that is itself a folder."""
+def find_files(student_ids: list[str], modules: dict[str, str], roots: list[Path],
+               folders: dict[str, Path] | None = None) -> dict[str, dict[str, Path]]:
+    """module -> student -> file: the student's own folder first (``folders``: where the batch
+    found it), then ``<root>/<student>/<module file>`` in each root (the class folder, the
+    run's staged copies)."""
     out: dict[str, dict[str, Path]] = {}
+    folders = folders or {}
     for sid in student_ids:
+        candidates = ([folders[sid]] if sid in folders else []) + [r / sid for r in roots]
         for module, source in modules.items():
-            for root in roots:
-                path = root / sid / source
+            for folder in candidates:
+                path = folder / source
                 if path.is_file() and path.suffix == ".py":
                     out.setdefault(module, {})[sid] = path
                     break
