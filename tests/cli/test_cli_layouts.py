@@ -111,3 +111,22 @@ def test_checks_and_quiz_commands_have_descriptions(capsys):
     for name in ("list", "take"):
         assert quiz[name].description and "grader quiz list" in (
             quiz[name].description + " ".join(a.help or "" for a in quiz[name]._actions))
+
+
+def test_locate_goes_two_folders_down_and_names_an_ambiguity(tmp_path):
+    from grader.intake.discover import NotASubmission, locate
+
+    modules = ["attention", "block"]
+    deep = tmp_path / "zip" / "student" / "hw"
+    deep.mkdir(parents=True)
+    (deep / "block.py").write_text("")
+    found = locate(tmp_path / "zip", modules)
+    assert found.root == deep and "found them in student/hw/" in found.note
+    assert locate(deep, modules).note == ""  # given directly: nothing to say
+    (tmp_path / "zip" / "student" / "old").mkdir()
+    (tmp_path / "zip" / "student" / "old" / "attention.py").write_text("")
+    with pytest.raises(NotASubmission, match=r"several folders \(student/hw/, student/old/\)"):
+        locate(tmp_path / "zip", modules)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert locate(empty, modules).root == empty  # discovery then says what is missing
