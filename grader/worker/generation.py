@@ -85,13 +85,20 @@ def cached_steps(session: Session, args: dict[str, Any], tensors: Tensors):
     Arguments: ``model`` (a ``$new`` spec), ``seed``, ``dtype``, ``load``; ``cache`` (a ``$new``
     spec of the cache, e.g. ``KVCache(n_layer)``); ``steps``: a list of ``{"idx": tensor name,
     "cache": bool}`` (``cache`` False calls ``model(idx)``, True ``model(idx, kv_cache=cache)``);
-    ``return_cache``: send the final cache's tensors as ``cache.k.<layer>``/``cache.v.<layer>``.
+    ``return_cache``: send the final cache's tensors as ``cache.k.<layer>``/``cache.v.<layer>``;
+    ``prefill_layers``: first call ``cache.update(layer, pre.k.<layer>, pre.v.<layer>)`` for
+    each layer (a prefix whose tokens are never sent).
 
     Replies, per step: the output's description (tensors ``s<i>.out...``), the cache's state
-    after the step, and the positions given to ``transformer.wpe`` during the step (if any).
+    after the step, and the positions given to ``transformer.wpe`` during the step (if any):
+    the latter two are descriptions (hints), the logits and returned tensors are what is judged.
     """
     model = _build_model(session, args, tensors)
     cache = values.decode(args["cache"], tensors, lambda s: session.new(s, tensors))
+    for layer in range(int(args.get("prefill_layers", 0))):
+        # Keys and values the grader made up, put in through the cache's own API: no token
+        # behind them is ever sent, so only a model that reads its cache can use them.
+        cache.update(layer, tensors[f"pre.k.{layer}"], tensors[f"pre.v.{layer}"])
     positions, handle = _record_positions(model)
     reply: dict[str, Any] = {"steps": []}
     sent: Tensors = {}

@@ -73,10 +73,18 @@ BUGS = {
           "mask = causal_mask(T, T, device=x.device) if k.size(2) == T else None")],
         {"cached_chunks", "cache_contents"},
     ),
-    "len_counts_layers": (
+    "len_counts_layers": (  # the shapes are right, the positions and the limit are not
         [("return 0 if self.k[0] is None else self.k[0].size(2)", "return len(self.k)")],
-        {"cached_steps", "cached_chunks", "positions", "cache_shapes", "cache_contents",
+        {"cached_steps", "cached_chunks", "positions", "limits", "cache_contents",
          "greedy", "one_token_per_step", "sampling", "sampling_reference"},
+    ),
+    "cache_kept_only_last": (  # a cache that forgets what it was given
+        [("            self.k[layer] = torch.cat([self.k[layer], k], dim=2)",
+          "            self.k[layer] = torch.cat([self.k[layer][:, :, :0], k], dim=2)"),
+         ("            self.v[layer] = torch.cat([self.v[layer], v], dim=2)",
+          "            self.v[layer] = torch.cat([self.v[layer][:, :, :0], v], dim=2)")],
+        {"cached_steps", "cached_chunks", "positions", "cache_shapes", "cache_contents",
+         "greedy", "sampling", "sampling_reference", "one_token_per_step"},
     ),
     "cache_not_used_in_generate": (
         [("cache = KVCache(model.config.n_layer) if use_cache else None", "cache = None")],
@@ -117,8 +125,9 @@ MESSAGES = {
     "temperature_multiplies": {"sampling_reference": ["multiplied by the temperature"]},
     "top_k_one_too_many": {"sampling_reference": ["top_k keeps one token too many"]},
     "cache_not_used_in_generate": {"one_token_per_step": ["call 2", "(2x7)", "expected (2x1)"]},
-    "position_offset_lost": {"positions": ["used the positions [0]", "expected [5]"]},
-    "len_counts_layers": {"cache_shapes": ["len(cache) is 2, expected 3"]},
+    "position_offset_lost": {"positions": ["positions [0] given to transformer.wpe",
+                                           "expected [9]"]},
+    "cache_kept_only_last": {"cache_shapes": ["(2, 4, 25, 8)"]},
     "generator_ignored": {"sampling": ["different seeds gave exactly the same tokens"]},
 }
 

@@ -3,8 +3,12 @@
 The student's ``CachedGPT`` is loaded with the reference's weights and fed tokens step by step
 through one ``KVCache`` in the worker; its logits are compared with the reference's logits
 computed WITHOUT a cache on the whole sequence, so a cache that merely agrees with itself cannot
-pass. ``generate`` runs in the worker with every call to the model recorded (how many tokens
-reach the model is counted, never timed).
+pass. The prefill tests put keys and values the grader made up into the cache through its own
+``update`` (no token behind them is ever sent), so only a model that really reads its cache gets
+the reference's logits: a "cache" that keeps token ids and recomputes everything fails them.
+Verdicts rest on logits, tokens and returned tensors; what the worker merely describes (the
+number of model calls, ``len(cache)``, the positions given to ``wpe``) feeds hints and a check
+worth no points.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from grader.checks.compare import assert_close, difference
 from grader.checks.expected import FixtureMissing
 from grader.checks.harness import Output, new, seeded
 from grader.checks.kv_cache import mistakes as catalogue
-from grader.diagnosis import Diagnosis, likely
+from grader.diagnosis import Diagnosis, affecting, likely, mistake
 
 ASSIGNMENT = Assignment(
     "kv_cache", "The KV cache and generation",
@@ -97,13 +101,27 @@ def _split(seq: torch.Tensor, sizes: list[int]) -> dict[str, torch.Tensor]:
     return out
 
 
+def _prefill(ctx: Context, length: int) -> dict[str, torch.Tensor]:
+    """Keys and values of ``length`` made-up cached positions per layer (from the run's secret
+    seed; no token sequence has them): what the prefill tests put into the cache."""
+    def make(g: torch.Generator):
+        shape = (BATCH, KV["n_head"], length, HEAD_DIM)
+        return {f"pre.{n}.{layer}": torch.randn(shape, generator=g, dtype=torch.float64)
+                for layer in range(KV["n_layer"]) for n in ("k", "v")}
+
+    return ctx.inputs(f"prefill/{length}", make)
+
+
 def _run_steps(ctx: Context, sizes: list[int], *, uncached_full: bool = False,
-               return_cache: bool = False) -> dict[str, Any]:
-    """Feed ``seq`` in chunks of ``sizes`` through one cache; optionally one call without a
-    cache on everything fed. Model in float64 with the reference's weights."""
+               return_cache: bool = False, prefill: int = 0) -> dict[str, Any]:
+    """Feed ``seq`` in chunks of ``sizes`` through one cache (first filled with ``prefill``
+    made-up positions); optionally one call without a cache on everything fed. Model in float64
+    with the reference's weights."""
     params, seq = _params(ctx), _tokens(ctx)["seq"]
     tensors = {**_split(seq, sizes), "full": seq[:, :sum(sizes)].contiguous(),
                **{f"p.{k}": v for k, v in params.items()}}
+    if prefill:
+        tensors.update(_prefill(ctx, prefill))
     steps = [{"idx": f"x{i}", "cache": True} for i in range(len(sizes))]
     if uncached_full:
         steps.append({"idx": "full", "cache": False})
@@ -112,6 +130,7 @@ def _run_steps(ctx: Context, sizes: list[int], *, uncached_full: bool = False,
         "dtype": "float64", "load": True,
         "cache": new(MODULE, "KVCache", KV["n_layer"]),
         "steps": steps, "return_cache": return_cache,
+        "prefill_layers": KV["n_layer"] if prefill else 0,
     }, tensors)
     return {"steps": reply.result["steps"], "tensors": reply.tensors}
 
@@ -128,44 +147,84 @@ def _logits(run: dict[str, Any], i: int, what: str) -> torch.Tensor:
                       f"(logits, loss) as GPT.forward does")
 
 
-def _describe_step(sizes: list[int], i: int) -> str:
-    before = sum(sizes[:i])
+def _describe_step(sizes: list[int], i: int, prefill: int = 0) -> str:
+    before = prefill + sum(sizes[:i])
     n = sizes[i]
     toks = "token" if n == 1 else "tokens"
     if before == 0:
         return f"the first call ({n} {toks} into an empty cache)"
+    if prefill and i == 0:
+        return (f"the first call ({n} new {toks} over a cache filled with {prefill} made-up "
+                f"positions)")
     where = (f"position {before}" if n == 1 else f"positions {before}..{before + n - 1}")
     return f"call {i + 1} ({n} new {toks} at {where}, {before} cached)"
 
 
-def _cached_diagnosis(ctx: Context, sizes: list[int]) -> Diagnosis:
-    """The known mistakes of the cached path: the reference's cached logits of each call,
-    rerun with each mistake planted."""
+# Every known mistake that can change the cached path's values: the cache's own and those of
+# the attention, mask and block it is built from.
+CACHED_MISTAKES = tuple(dict.fromkeys(
+    catalogue.KV_CACHE + affecting("attention", "causal_mask", "block", "kv_cache")))
+
+
+def _cached_compute(ctx: Context, sizes: list[int], prefill: int):
     params, seq = _params(ctx), _tokens(ctx)["seq"]
+    pre = _prefill(ctx, prefill) if prefill else {}
 
     def compute(ref):
         model = _ref_model(ref, params)
         cache = _ref_kv(ref).KVCache(KV["n_layer"])
+        for layer in range(KV["n_layer"] if prefill else 0):
+            cache.update(layer, pre[f"pre.k.{layer}"], pre[f"pre.v.{layer}"])
         with torch.no_grad():
-            return {f"step{i}": model(x, kv_cache=cache)[0]
-                    for i, x in enumerate(_split(seq, sizes).values())}
+            out = {f"step{i}": model(x, kv_cache=cache)[0]
+                   for i, x in enumerate(_split(seq, sizes).values())}
+        for layer in range(KV["n_layer"]):
+            out[f"k.{layer}"], out[f"v.{layer}"] = cache.k[layer], cache.v[layer]
+        return out
 
-    key = "cached/" + ",".join(map(str, sizes))
-    return Diagnosis(ctx, key, compute, catalogue.KV_CACHE)
+    key = f"cached/{prefill}/" + ",".join(map(str, sizes))
+    return key, compute
 
 
-def _compare_steps(ctx: Context, sizes: list[int], run: dict[str, Any], hint: str) -> float:
-    full = _full_reference(ctx)["logits"]
-    diagnosis = _cached_diagnosis(ctx, sizes)
-    worst, start = 0.0, 0
-    for i, n in enumerate(sizes):
-        got = _logits(run, i, f"`model(idx, kv_cache=cache)` ({_describe_step(sizes, i)})")
-        assert_close(got, full[:, start:start + n],
-                     f"with the cache, the logits of {_describe_step(sizes, i)}",
-                     atol=F64_ATOL, rtol=F64_RTOL, hint=hint,
-                     diagnose=diagnosis.on(f"step{i}"))
-        worst = max(worst, difference(got, full[:, start:start + n]).max_abs)
-        start += n
+def _cached_diagnosis(ctx: Context, sizes: list[int], prefill: int = 0) -> Diagnosis:
+    """The known mistakes of the cached path: the reference's cached logits of each call,
+    rerun with each mistake planted."""
+    key, compute = _cached_compute(ctx, sizes, prefill)
+    return Diagnosis(ctx, key, compute, CACHED_MISTAKES)
+
+
+def _expected_steps(ctx: Context, sizes: list[int], prefill: int) -> list[torch.Tensor]:
+    if not prefill:
+        full, out, start = _full_reference(ctx)["logits"], [], 0
+        for n in sizes:
+            out.append(full[:, start:start + n])
+            start += n
+        return out
+    exp = ctx.expected(*_cached_compute(ctx, sizes, prefill))
+    return [exp[f"step{i}"] for i in range(len(sizes))]
+
+
+def _compare_steps(ctx: Context, sizes: list[int], run: dict[str, Any], hint: str,
+                   prefill: int = 0) -> float:
+    expected = _expected_steps(ctx, sizes, prefill)
+    diagnosis = _cached_diagnosis(ctx, sizes, prefill)
+    worst = 0.0
+    for i, want in enumerate(expected):
+        where = _describe_step(sizes, i, prefill)
+        got = _logits(run, i, f"`model(idx, kv_cache=cache)` ({where})")
+        try:
+            assert_close(got, want, f"with the cache, the logits of {where}", atol=F64_ATOL,
+                         rtol=F64_RTOL, hint=hint, diagnose=diagnosis.on(f"step{i}"))
+        except CheckFailed as failure:
+            named = failure.details.get("likely_mistake")
+            if named:  # the diagnosis's words, not the check's fixed guess
+                failure.hint = named["hint"]
+            elif prefill:
+                failure.hint = (hint + " Here the cache was filled through cache.update with "
+                                f"{prefill} positions whose tokens were never sent: the model "
+                                "must attend to the keys and values its cache holds.")
+            raise
+        worst = max(worst, difference(got, want).max_abs)
     return worst
 
 
@@ -176,13 +235,25 @@ def _compare_steps(ctx: Context, sizes: list[int], run: dict[str, Any], hint: st
 # an overwritten cache move logits by 1e-2 or more).
 
 
+STEP_HINT = ("Each new token's keys and values are appended to the cache of every layer; its "
+             "query attends all cached positions and itself, and its position embedding is "
+             "wpe[L] where L = len(cache) before the call.")
+CHUNK_HINT = ("A chunk of T new tokens over L cached ones needs the shifted mask causal_mask(T, "
+              "L + T): new token i may see every cached position and the new ones up to "
+              "itself, not the later new tokens.")
+PREFILL_STEPS, PREFILL_CHUNKS, PREFILL_POSITIONS = 7, 5, 9
+
+
 @check("cached_steps", "Cached logits equal uncached logits at every step (32 steps)", 4,
        needs=("KVCache", "CachedGPT"))
 def cached_steps(ctx: Context):
     """A prompt of 5 tokens, then 32 single tokens, fed through ONE ``KVCache`` with
     ``model(idx, kv_cache=cache)``: every call's logits ``(B, T, V)`` equal the logits that
     ``GPT.forward`` computes without a cache on the whole sequence, at the same positions
-    (float64). ``model(seq)`` without a cache is ``GPT.forward``."""
+    (float64); ``model(seq)`` without a cache is ``GPT.forward``. And a cache first filled
+    through ``cache.update`` with 7 positions of made-up keys and values (their tokens are
+    never sent), then 8 single tokens: the logits equal the reference model's with the same
+    cache, which only a model that reads its cache can compute."""
     sizes = [PROMPT] + [1] * STEPS
     run = _run_steps(ctx, sizes, uncached_full=True)
     full = _full_reference(ctx)["logits"]
@@ -190,10 +261,10 @@ def cached_steps(ctx: Context):
     assert_close(plain, full[:, :sum(sizes)], "without a cache, the logits of `model(idx)`",
                  atol=F64_ATOL, rtol=F64_RTOL,
                  hint="Without kv_cache, CachedGPT.forward must be exactly GPT.forward.")
-    worst = _compare_steps(ctx, sizes, run, hint=(
-        "Each new token's keys and values are appended to the cache of every layer; its query "
-        "attends all cached positions and itself, and its position embedding is wpe[L] where "
-        "L = len(cache) before the call."))
+    worst = _compare_steps(ctx, sizes, run, hint=STEP_HINT)
+    singles = [1] * 8
+    pre = _run_steps(ctx, singles, prefill=PREFILL_STEPS)
+    worst = max(worst, _compare_steps(ctx, singles, pre, STEP_HINT, prefill=PREFILL_STEPS))
     return ok(steps=len(sizes), max_abs_diff=worst)
 
 
@@ -201,79 +272,78 @@ def cached_steps(ctx: Context):
        needs=("KVCache", "CachedGPT"))
 def cached_chunks(ctx: Context):
     """Chunks of 3, 4, 1, 6, 2 and 5 tokens through one cache: each call's logits equal the
-    uncached logits at those positions (float64). With T > 1 new tokens over L cached ones, the
-    new queries are the last T of L + T keys: ``causal_mask(T, L + T)``."""
+    uncached logits at those positions (float64); and chunks of 3, 1 and 4 over a cache first
+    filled with 5 made-up positions equal the reference's with the same cache. With T > 1 new
+    tokens over L cached ones, the new queries are the last T of L + T keys:
+    ``causal_mask(T, L + T)``."""
     run = _run_steps(ctx, CHUNKS)
-    worst = _compare_steps(ctx, CHUNKS, run, hint=(
-        "A chunk of T new tokens over L cached ones needs the shifted mask causal_mask(T, L + T):"
-        " new token i may see every cached position and the new ones up to itself, not the "
-        "later new tokens."))
+    worst = _compare_steps(ctx, CHUNKS, run, hint=CHUNK_HINT)
+    sizes = [3, 1, 4]
+    pre = _run_steps(ctx, sizes, prefill=PREFILL_CHUNKS)
+    worst = max(worst, _compare_steps(ctx, sizes, pre, CHUNK_HINT, prefill=PREFILL_CHUNKS))
     return ok(chunks=CHUNKS, max_abs_diff=worst)
 
 
-@check("positions", "Positions continue after the prompt", 2, needs=("KVCache", "CachedGPT"))
+@check("positions", "Positions continue after the cached ones", 2,
+       needs=("KVCache", "CachedGPT"))
 def positions(ctx: Context):
-    """After a prompt of 5 tokens, the next two tokens sit at positions 5 and 6: the position
-    embeddings are offset by the number of cached positions (when ``transformer.wpe`` is called,
-    the indices given to it are read), and their logits equal the uncached ones."""
-    sizes = [PROMPT, 1, 1]
-    run = _run_steps(ctx, sizes)
-    start = 0
-    for i, n in enumerate(sizes):
-        used = [p for seen in run["steps"][i]["positions"] for p in seen]
-        expected = list(range(start, start + n))
-        if used and used != expected:
-            raise CheckFailed(
-                f"{_describe_step(sizes, i)} used the positions {used[:8]}, expected {expected}",
-                hint="With L positions in the cache, the new tokens sit at L .. L+T-1: "
-                     "pos = torch.arange(L, L + T) where L = len(kv_cache) read before the "
-                     "blocks run.", used=used, expected=expected,
-                **(likely("kv_position_offset") if start and used == list(range(n)) else {}))
-        start += n
-    _compare_steps(ctx, sizes, run, hint=(
-        "The tokens after the prompt must get the position embeddings of positions L, L+1, ..."
-        " (L = number of cached positions), not 0, 1, ..."))
+    """Over a cache filled with 9 made-up positions, two single tokens (no mask matters for
+    one query) sit at positions 9 and 10: their logits equal the reference's with the same
+    cache. Judged by the logits; the positions the worker saw given to ``transformer.wpe``
+    only word the hint."""
+    sizes = [1, 1]
+    run = _run_steps(ctx, sizes, prefill=PREFILL_POSITIONS)
+    try:
+        _compare_steps(ctx, sizes, run, hint=(
+            "The tokens after the cache must get the position embeddings of positions L, "
+            "L+1, ... (L = number of cached positions), not 0, 1, ..."),
+            prefill=PREFILL_POSITIONS)
+    except CheckFailed as failure:
+        used = [p for seen in run["steps"][0]["positions"] for p in seen]
+        if used and used != [PREFILL_POSITIONS]:
+            failure.message += (f" (the worker saw positions {used[:8]} given to "
+                                f"transformer.wpe, expected [{PREFILL_POSITIONS}])")
+        raise
     return ok()
 
 
 @check("cache_shapes", "The cache holds (B, n_head, L, head_dim) per layer and grows by the "
        "new tokens", 2, needs=("KVCache", "CachedGPT"))
 def cache_shapes(ctx: Context):
-    """After each call, ``len(cache)`` is the number of positions fed so far, and every layer's
-    ``cache.k[layer]`` and ``cache.v[layer]`` have shape ``(B, n_head, L, head_dim)`` and the
-    model's dtype: the cache grows by exactly the new tokens."""
-    run = _run_steps(ctx, CHUNKS)
-    total = 0
-    for i, n in enumerate(CHUNKS):
-        total += n
-        state = run["steps"][i]["cache"]
-        after = _describe_step(CHUNKS, i).replace("call", "after call", 1)
-        if state["length"] != total:
-            why = state.get("length_error") or f"len(cache) is {state['length']}"
-            raise CheckFailed(f"{after}: {why}, expected {total} (the positions fed so far)",
-                              hint="len(cache) is the number of cached positions L.")
-        expected = [BATCH, KV["n_head"], total, HEAD_DIM]
+    """A cache filled through ``cache.update`` with 4 made-up positions, then fed the chunks:
+    every layer's ``cache.k[layer]`` and ``cache.v[layer]`` (the tensors themselves) have shape
+    ``(B, n_head, 4 + fed, head_dim)``, float64 like the model, and still begin with exactly
+    the 4 positions put in: the cache keeps what it was given and grows by exactly the new
+    tokens. (``len(cache)`` is judged by its effect on the positions, in the other checks.)"""
+    prefill = 4
+    run = _run_steps(ctx, CHUNKS, return_cache=True, prefill=prefill)
+    pre = _prefill(ctx, prefill)
+    total = prefill + sum(CHUNKS)
+    expected = [BATCH, KV["n_head"], total, HEAD_DIM]
+    claimed = run["steps"][-1]["cache"].get("length")
+    for layer in range(KV["n_layer"]):
         for name in ("k", "v"):
-            layers = state[name]
-            if len(layers) != KV["n_layer"]:
-                raise CheckFailed(f"the cache has {len(layers)} entries in `{name}`, expected one "
-                                  f"per layer ({KV['n_layer']})")
-            for layer, entry in enumerate(layers):
-                if entry is None or "shape" not in entry:
-                    got = "None" if entry is None else f"a {entry.get('type')}"
-                    raise CheckFailed(f"{after}: cache.{name}[{layer}] is {got}, expected a "
-                                      f"tensor of shape {tuple(expected)}")
-                if entry["shape"] != expected:
-                    raise CheckFailed(
-                        f"{after}: cache.{name}[{layer}] has shape {tuple(entry['shape'])}, "
-                        f"expected {tuple(expected)} = (batch, n_head, length, head_dim)",
-                        hint="Append the new (B, n_head, T, head_dim) keys and values along "
-                             "dim 2; keep exactly the cached positions.",
-                        actual_shape=entry["shape"], expected_shape=expected)
-                if entry["dtype"] != "float64":
-                    raise CheckFailed(f"{after}: cache.{name}[{layer}] is {entry['dtype']} in "
-                                      "a float64 model; keep the dtype of the keys and values")
-    return ok(lengths=[sum(CHUNKS[:i + 1]) for i in range(len(CHUNKS))])
+            got = run["tensors"].get(f"cache.{name}.{layer}")
+            if got is None:
+                raise CheckFailed(f"after the chunks, cache.{name}[{layer}] is not a tensor",
+                                  hint="k and v hold one tensor per layer once it is updated.")
+            if list(got.shape) != expected:
+                raise CheckFailed(
+                    f"after {prefill} positions and chunks of {CHUNKS}, cache.{name}[{layer}] "
+                    f"has shape {tuple(got.shape)}, expected {tuple(expected)} = (batch, "
+                    f"n_head, length, head_dim)" + (f"; len(cache) says {claimed}"
+                                                    if claimed not in (None, total) else ""),
+                    hint="Append the new (B, n_head, T, head_dim) keys and values along dim 2; "
+                         "keep exactly the cached positions.",
+                    actual_shape=list(got.shape), expected_shape=expected)
+            if got.dtype != torch.float64:
+                raise CheckFailed(f"cache.{name}[{layer}] is {got.dtype} in a float64 model; "
+                                  "keep the dtype of the keys and values")
+            if not torch.equal(got[:, :, :prefill], pre[f"pre.{name}.{layer}"]):
+                raise CheckFailed(f"cache.{name}[{layer}] no longer begins with the {prefill} "
+                                  f"positions put in with cache.update",
+                                  hint="update appends: the cached positions stay as they are.")
+    return ok(length=total)
 
 
 @check("cache_contents", "The cache holds the keys and values of every position", 2,
@@ -292,6 +362,35 @@ def cache_contents(ctx: Context):
                          f"the cached {label} of layer {layer}", atol=F64_ATOL, rtol=F64_RTOL,
                          hint="Cache the keys and values after c_attn and the split into heads "
                               "(B, n_head, T, head_dim), in the order the tokens came.")
+    return ok()
+
+
+@check("limits", "Past block_size: the cached forward and generate raise ValueError", 0,
+       needs=("KVCache", "CachedGPT", "generate"))
+def limits(ctx: Context):
+    """``model(idx, kv_cache=cache)`` with L + T > block_size raises ``ValueError`` (a cache
+    filled with block_size - 2 made-up positions, then 3 tokens), and ``generate`` whose
+    longest sequence would exceed block_size raises ``ValueError``. Worth no points unless an
+    instructor weights it: that an exception was raised is reported by the worker, which the
+    student's code can rewrite, and "before generating anything" cannot be seen from outside."""
+    from grader.checks.common import require_value_error
+
+    over = KV["block_size"] - 2
+    require_value_error(lambda: _run_steps(ctx, [3], prefill=over),
+                        f"model(idx, kv_cache=cache) with L = {over} cached and T = 3 new "
+                        f"tokens, block_size {KV['block_size']}", "L + T > block_size")
+    prompt_len = KV["block_size"] - 5
+    require_value_error(
+        lambda: ctx.request("generate_runs", {
+            "model": {"module": MODULE, "class": "CachedGPT", "args": [_config()]},
+            "dtype": "float64", "load": True,
+            "function": {"module": MODULE, "function": "generate"},
+            "runs": [{"idx": "long", "kwargs": {"max_new_tokens": 7, "temperature": 0.0},
+                      "generator_seed": None, "seed": 0}]},
+            {"long": torch.zeros(BATCH, prompt_len, dtype=torch.long),
+             **{f"p.{k}": v for k, v in _params(ctx).items()}}),
+        f"generate(model, idx, 7) with a prompt of {prompt_len} tokens (block_size "
+        f"{KV['block_size']})", "a sequence longer than block_size")
     return ok()
 
 
@@ -386,10 +485,13 @@ def greedy(ctx: Context):
     return ok(tokens=GEN_NEW)
 
 
-@check("one_token_per_step", "With the cache each step feeds only the newest token", 3,
+@check("one_token_per_step", "With the cache each step feeds only the newest token", 0,
        needs=("CachedGPT", "generate"))
 def one_token_per_step(ctx: Context):
-    """Counting what reaches the model (its forward is wrapped, nothing is timed): with
+    """Worth no points unless an instructor weights it: how many tokens reach the model can be
+    counted only inside the worker (whose counters the student's code can rewrite), and a
+    generate that ignores its cache returns the very same tokens, so it cannot be observed from
+    outside. Counting what reaches the model (its forward is wrapped, nothing is timed): with
     ``use_cache=True`` the model is called ``max_new_tokens`` times, first with the whole prompt
     ``(B, T0)`` and a cache, then with ONLY the newest token ``(B, 1)`` and the same cache; with
     ``use_cache=False`` call i gets the whole sequence ``(B, T0 + i)`` and no cache."""
@@ -492,8 +594,8 @@ def sampling_reference(ctx: Context):
                 if torch.equal(run["tokens"], tokens):
                     raise CheckFailed(
                         f"{run['what']} gives other tokens than the reference: exactly those of "
-                        f"a generate where {VARIANTS[name]}", actual=run["tokens"].tolist(),
-                        expected=exp.tolist())
+                        f"a generate where {VARIANTS[name]}", hint=mistake(name).hint,
+                        actual=run["tokens"].tolist(), expected=exp.tolist(), **likely(name))
         _check_tokens(run["tokens"], exp, run["what"],
                       hint="probs = softmax(top_k-filtered logits[:, -1] / temperature); next = "
                            "torch.multinomial(probs, 1, generator=generator), once per step.")
