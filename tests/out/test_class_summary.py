@@ -153,3 +153,13 @@ def test_bad_input_is_a_clear_message(tmp_path: Path, capsys) -> None:
     empty.close()
     assert main(["summary", str(tmp_path / "empty.sqlite"), "-o", str(tmp_path / "o")]) == 2
     assert "no gradings" in capsys.readouterr().err
+
+
+def test_the_page_is_deterministic(book, class_dir: Path, tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        assert main(["summary", str(book.path), "-o", str(tmp_path / name), "--class-dir",
+                     str(class_dir)]) == 0
+    for f in ("summary.html", "summary.md", "pairs/attention--bob--carol.html"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    assert main(["summary", str(book.path), "-o", str(tmp_path / "c"),
+                 "--similarity-threshold", "0"]) == 2

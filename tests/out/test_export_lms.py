@@ -258,3 +258,16 @@ def test_prairielearn_entry_point_without_a_student_folder(tmp_path: Path) -> No
     assert main(["prairielearn", "grade", "--root", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "results" / "results.json").read_text())
     assert data["gradable"] is False and "no student folder" in data["format_errors"][0]
+
+
+def test_gradescope_build_rejects_bad_options(tmp_path: Path, capsys) -> None:
+    assert main(["gradescope", "build", str(tmp_path / "ag.zip"), "-a", "atention"]) == 2
+    assert "unknown assignment 'atention'" in capsys.readouterr().err
+    assert main(["gradescope", "build", str(tmp_path / "ag.tar")]) == 2
+    assert ".zip" in capsys.readouterr().err
+    weights = tmp_path / "w.yaml"
+    weights.write_text("attention: {sdpa_values: -1}\n")
+    assert main(["gradescope", "build", str(tmp_path / "ag.zip"), "--weights",
+                 str(weights)]) == 2
+    assert "points must be a number >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "ag.zip").exists()
