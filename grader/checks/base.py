@@ -49,24 +49,72 @@ def ok(message: str = "", **details: Any) -> Outcome:
     return Outcome(True, message, details=details)
 
 
+@dataclass(frozen=True)
+class CheckSettings:
+    """Per-grading settings that some checks read, given explicitly by ``GradeOptions.checks``
+    (never module globals or environment variables). ``gpt2_weights``: a local folder of the
+    real ``gpt2`` checkpoint (None: look in the Hugging Face cache); ``probe_threads``: a cap on
+    the torch threads of the training probes (None: the worker's threads); ``checkpoints``: a
+    :class:`grader.checks.checkpoints.CheckpointStore` shared by the gradings that use these
+    settings (None: each grading builds its own)."""
+
+    gpt2_weights: Any = None
+    probe_threads: int | None = None
+    checkpoints: Any = None
+
+
 @dataclass
 class Context:
-    """What a running check can use."""
+    """What a running check can use. ``memo`` is shared by every check of one assignment in one
+    grading (``dataclasses.replace`` keeps the same dict): see :meth:`once`."""
 
     assignment: str
     worker: WorkerClient
     source: ExpectedSource
     device: str = "cpu"
     timeout: float | None = None  # the running check's per-request limit, if it declares one
+    settings: CheckSettings = field(default_factory=CheckSettings)
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def once(self, key: str, fn: Callable[[], Any]) -> Any:
+        """``fn()``, computed once per grading and assignment and shared by the checks that ask
+        for the same ``key`` (PrairieLearn's ``setUpClass``: run student and reference once,
+        judge many properties). An exception is remembered too and raised again to every
+        check that asks, so a failing run costs its time once."""
+        if key not in self.memo:
+            try:
+                self.memo[key] = (True, fn())
+            except Exception as exc:  # noqa: BLE001 - re-raised below, to every asker
+                self.memo[key] = (False, exc)
+        done, value = self.memo[key]
+        if not done:
+            raise value
+        return value
 
     def request(self, task: str, args: dict[str, Any] | None = None,
                 tensors: dict[str, Any] | None = None, timeout: float | None = None):
         """Run a worker task, bounded by ``timeout`` or else the check's declared timeout."""
         return self.worker.request(task, args, tensors, timeout=timeout or self.timeout)
 
-    def inputs(self, key: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """Seeded inputs of this check: made by ``make`` live, or read from fixtures."""
+    def inputs(self, key: str, make: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+        """Inputs of this check: made live by ``make(g)``, where ``g`` is a generator seeded from
+        the run's secret seed and ``key`` (a ``make`` without arguments is called as is), or
+        read from fixtures. Draw every random number from ``g``: inputs a student could
+        predict (from the bundle's fixtures) could be answered from a table."""
         return self.source.inputs(f"{self.assignment}/{key}", make)
+
+    def seed_for(self, key: str) -> int:
+        """An integer seed derived from the run's seed and ``key``, for randomness that is not
+        drawn inside :meth:`inputs` (e.g. the random weights a reference computation loads)."""
+        from grader.checks.expected import derive_seed
+
+        return derive_seed(self.source.seed, f"{self.assignment}/{key}")
+
+    def rng(self, key: str):
+        """A generator seeded by :meth:`seed_for`."""
+        import torch
+
+        return torch.Generator().manual_seed(self.seed_for(key))
 
     def expected(self, key: str, compute: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
         """Reference outputs: ``compute(reference_package)`` live, or read from fixtures."""
@@ -100,6 +148,10 @@ class Check:
     fn: CheckFn
     needs: tuple[str, ...] = ()
     timeout: float | None = None
+    # A reason to skip this check for EVERY submission, or None (e.g. the real GPT-2 weights
+    # are not on this machine): asked before the submission is looked at, so the points
+    # possible never depend on what a student submitted.
+    unavailable: Callable[[Context], str | None] | None = None
 
     @property
     def description(self) -> str:
@@ -117,7 +169,8 @@ class Assignment:
         self.checks: list[Check] = []
 
     def check(self, id: str, name: str, points: float, *, hidden: bool = False,
-              needs: tuple[str, ...] = (), timeout: float | None = None
+              needs: tuple[str, ...] = (), timeout: float | None = None,
+              unavailable: Callable[[Context], str | None] | None = None
               ) -> Callable[[CheckFn], CheckFn]:
         """Declare the decorated function as a check of this assignment."""
 
@@ -125,7 +178,8 @@ class Assignment:
             if any(c.id == id for c in self.checks):
                 raise ValueError(f"duplicate check id {self.name}.{id}")
             visibility = Visibility.HIDDEN if hidden else Visibility.PUBLIC
-            self.checks.append(Check(id, name, points, visibility, fn, tuple(needs), timeout))
+            self.checks.append(Check(id, name, points, visibility, fn, tuple(needs), timeout,
+                                     unavailable))
             return fn
 
         return register

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -58,6 +59,19 @@ def require_finite(tensor: torch.Tensor, what: str) -> None:
                           f"{first}", nonfinite=int(bad.sum()), where=first)
 
 
+def require_deterministic(first: torch.Tensor, second: torch.Tensor, what: str) -> None:
+    """Fail, naming ``eval_dropout``, when two eval-mode calls on the same input (with different
+    random states) differ: the graded forward passes are deterministic."""
+    from grader.diagnosis import likely, mistake
+
+    a, b = first.detach(), second.detach()
+    if a.shape == b.shape and bool(((a == b) | (torch.isnan(a) & torch.isnan(b))).all()):
+        return
+    raise CheckFailed(f"{what} gives different outputs for the same input in eval mode: its "
+                      "forward pass is random", hint=mistake("eval_dropout").hint,
+                      **likely("eval_dropout"))
+
+
 def require_parameters(run: ModuleRun, expected: dict[str, list[int]], cls: str) -> None:
     """Fail unless the student's module has exactly the parameter names and shapes expected."""
     mine = run.info["parameters"]
@@ -76,6 +90,23 @@ def require_parameters(run: ModuleRun, expected: dict[str, list[int]], cls: str)
                           + "; ".join(parts),
                           hint="Graded names are fixed (nanoGPT/GPT-2 names) so that GPT-2 "
                                "weights load into your model; see the docstring of the class.")
+
+
+def require_value_error(run: Callable[[], Any], what: str, why: str) -> None:
+    """Fail unless ``run()`` (a worker request) makes the student's code raise ``ValueError``,
+    as the stub promises for an argument out of its range (``why``)."""
+    from grader.isolation.client import StudentCodeError
+
+    try:
+        run()
+    except StudentCodeError as exc:
+        if exc.error.get("type") == "ValueError":
+            return
+        raise CheckFailed(f"{what} raised {exc.describe()}; the assignment asks for a "
+                          f"ValueError ({why})", error=exc.error) from None
+    raise CheckFailed(f"{what} returned normally; the assignment asks for a ValueError ({why})",
+                      hint="Check the argument first and `raise ValueError(...)` with a message "
+                           "that says what is wrong.")
 
 
 def shapes_of(params: dict[str, torch.Tensor]) -> dict[str, list[int]]:

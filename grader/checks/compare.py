@@ -80,8 +80,28 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str, *,
         return _assert_close(actual, expected, what, atol=atol, rtol=rtol, hint=hint)
     except CheckFailed as failure:
         if diagnose is not None:
-            failure.details.update(diagnose(actual, expected, atol=atol, rtol=rtol))
+            diagnosed(failure, diagnose(actual, expected, atol=atol, rtol=rtol))
         raise
+
+
+def diagnosed(failure: CheckFailed, details: dict[str, Any]) -> CheckFailed:
+    """Add a diagnosis's ``details`` to ``failure``: when it names a mistake, its words become
+    the hint (a check's own hint may assume a cause the evidence does not support)."""
+    failure.details.update(details)
+    named = details.get("likely_mistake")
+    if named and named.get("hint"):
+        failure.hint = named["hint"]
+    return failure
+
+
+def _agree(what: str, singular: str, plural: str) -> str:
+    """The verb agreeing with ``what``'s head noun: "the logits do", "the gradient of q does"."""
+    head = what
+    for cut in (" (", " of ", " for ", " with ", " after ", " at "):
+        head = head.split(cut, 1)[0]
+    noun = head.split()[-1].strip("`'\"") if head.split() else ""
+    plural_noun = noun.endswith("s") and not noun.endswith(("ss", "us", "is", "as", "'s"))
+    return plural if plural_noun else singular
 
 
 def _assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str, *,
@@ -92,10 +112,12 @@ def _assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str, *,
     if bool(bad.any()):
         n_bad = int(bad.sum())
         if d.nonfinite:
-            message = (f"{what} contains {d.nonfinite} NaN/inf value(s) where the reference is "
+            message = (f"{what} {_agree(what, 'contains', 'contain')} {d.nonfinite} NaN/inf "
+                       f"value(s) where the reference is "
                        f"finite (first at {list(d.where)})")
         else:
-            message = (f"{what} does not match the reference: the largest difference is "
+            message = (f"{what} {_agree(what, 'does', 'do')} not match the reference: the "
+                       f"largest difference is "
                        f"{d.max_abs:.3g} at {list(d.where)} (yours {d.actual:.6g}, expected "
                        f"{d.expected:.6g}); {n_bad} of {bad.numel()} values are outside "
                        f"atol={atol:g}, rtol={rtol:g}")

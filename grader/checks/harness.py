@@ -250,5 +250,7 @@ def call_spec(*args: Any, method: str = "__call__", requires_grad: tuple[str, ..
 
 
 def seeded(seed: int) -> torch.Generator:
-    """A CPU generator for a check's inputs: the same numbers on every run and machine."""
+    """A CPU generator with a FIXED seed: the same numbers on every run and machine. Not for
+    graded inputs (those are predictable from the bundle's fixtures): take the generator that
+    :meth:`~grader.checks.base.Context.inputs` passes to ``make``, or ``ctx.rng(key)``."""
     return torch.Generator().manual_seed(seed)

@@ -68,14 +68,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from grader.isolation.client import WorkerClient, WorkerSettings
 
-    from grader.intake.discover import NotASubmission, locate
-
-    try:
-        # The assignments are not known before the checks are imported, which waits for the
-        # worker's launch; any .py counts as a module here, the names are checked later.
-        where = locate(args.submission, None)
-    except NotASubmission as exc:
-        raise UsageError(str(exc)) from None
+    # The assignments are not known before the checks are imported, which waits for the
+    # worker's launch; any .py counts as a module here, and the guess is checked later.
+    where = _early_guess(args.submission)
     if args.gpt2_weights is not None:
         if not (args.gpt2_weights / "config.json").is_file():
             raise UsageError(f"no config.json in {args.gpt2_weights}: expected a local folder "
@@ -92,15 +87,51 @@ def _run(args: argparse.Namespace) -> int:
         worker.close()
 
 
+def _early_guess(path: Path):
+    from grader.intake.discover import Location, NotASubmission, locate
+
+    try:
+        return locate(path, None)
+    except NotASubmission as exc:
+        if path.is_dir():  # e.g. a helpers/ folder beside hw/: the exact look decides
+            return Location(path)
+        raise UsageError(str(exc)) from None
+
+
+def _locate(path: Path, modules: list[str] | None):
+    from grader.intake.discover import NotASubmission, locate
+
+    try:
+        return locate(path, modules)
+    except NotASubmission as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _grade_and_report(args: argparse.Namespace, settings, worker, where) -> int:
     from grader import checks
-    from grader.grading import GradeOptions, grade, load_weights
-    from grader.out.summary import render_terminal
+    from grader.isolation.client import WorkerClient
 
     for name in args.assignments or []:
         if name not in checks.ASSIGNMENTS:
             raise UsageError(f"unknown assignment {name!r}; known: {', '.join(checks.names())}")
+
+    exact = _locate(args.submission, [a.module for a in checks.ASSIGNMENTS.values()])
+    if exact.root.resolve() != where.root.resolve():
+        # Rare: a .py that is no assignment's module made the early guess another folder.
+        worker.close()
+        worker = WorkerClient(exact.root, settings)
+        try:
+            worker.launch()
+            return _grade_in(args, settings, worker, exact, checks)
+        finally:
+            worker.close()
+    return _grade_in(args, settings, worker, exact, checks)
+
+
+def _grade_in(args: argparse.Namespace, settings, worker, where, checks) -> int:
+    from grader.grading import GradeOptions, grade, load_weights
     from grader.intake.bundle import NOTE, fixtures_dir
+    from grader.out.summary import render_terminal
 
     assignments = _assignments(args, where, checks)
     if where.note:

@@ -3,7 +3,7 @@
 ::
 
     exp = ctx.expected(key, reference)                     # the check's reference computation
-    diagnosis = Diagnosis(ctx, key, reference, catalogue.MULTI_HEAD)
+    diagnosis = Diagnosis(ctx, key, reference, affecting("attention"))
     assert_close(y, exp["y"], "the output", atol=..., rtol=..., diagnose=diagnosis.on("y"))
 
 On a failure, each mistake's output is ``reference`` rerun on the reference package with the
@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from grader.diagnosis.catalogue import mistake
-from grader.diagnosis.match import Tensors, matches
+from grader.diagnosis.match import Tensors, finite_evidence, matches
 from grader.diagnosis.variants import planted
 
 NO_MATCH = "your output matches none of the known mistakes it was compared with"
@@ -42,12 +42,17 @@ class Diagnosis:
             self.outputs()  # recording fixtures for a release: store every variant now
 
     def outputs(self) -> dict[str, Tensors]:
-        """Each variant's outputs (variants without stored fixtures are left out)."""
+        """Each variant's outputs (variants without stored fixtures are left out, and so are
+        variants whose computation raises on these inputs: e.g. positions from 1 at
+        T = block_size; such a variant cannot be what the student's output shows)."""
         out = {}
         for variant in self.variants:
-            found = self.ctx.expected_if_stored(
-                f"{self.key}/variant/{variant}",
-                lambda ref, v=variant: self.compute(planted(ref, v)))
+            try:
+                found = self.ctx.expected_if_stored(
+                    f"{self.key}/variant/{variant}",
+                    lambda ref, v=variant: self.compute(planted(ref, v)))
+            except Exception:  # noqa: BLE001 - that variant says nothing here
+                continue
             if found is not None:
                 out[variant] = found
         return out
@@ -103,15 +108,27 @@ def _verdict(actual: Tensors, expected: Tensors, outputs: dict[str, Tensors], *,
     if found is None:
         return {}
     if not found:
+        if not finite_evidence(actual, expected, atol=atol, rtol=rtol):
+            return {"diagnosis": "your output differs from the reference only in NaN/inf values: "
+                                 "no mistake is named on those"}
         return {"diagnosis": f"{NO_MATCH} ({len(outputs)} variants)"}
-    best = mistake(found[0].variant)
-    result = best.as_details()
-    others = list(dict.fromkeys(mistake(m.variant).name for m in found[1:]))
-    others = [name for name in others if name != best.name]
-    if others:
-        result["alternatives"] = others
-        result["hint"] += " (Your output is also consistent with: " + "; ".join(others) + ".)"
-    return {"likely_mistake": result}
+    return {"likely_mistake": named([m.variant for m in found])}
+
+
+def named(variants: list[str]) -> dict[str, Any]:
+    """The ``likely_mistake`` details for the variants an output matches: the mistake when they
+    are all one mistake, else "one of ..." (never resolved by the order of the list: the
+    evidence does not tell them apart)."""
+    ids = list(dict.fromkeys(mistake(v).id for v in variants))
+    if len(ids) == 1:
+        return mistake(ids[0]).as_details()
+    ms = [mistake(i) for i in sorted(ids)]
+    return {"id": "one_of:" + "+".join(m.id for m in ms),
+            "name": "one of: " + "; ".join(m.name for m in ms),
+            "hint": "Your output is consistent with each of these mistakes (the inputs do not "
+                    "tell them apart): " + " / ".join(m.hint for m in ms),
+            "course": "; ".join(dict.fromkeys(m.course for m in ms)),
+            "candidates": [m.id for m in ms]}
 
 
 def _error(exc: Exception) -> dict[str, Any]:

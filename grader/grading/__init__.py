@@ -20,6 +20,7 @@ from grader.checks import (
     CheckFailed,
     CheckSkipped,
     Context,
+    CheckSettings,
     graded_names,
 )
 from grader.checks.expected import ExpectedSource, FixtureMissing, LiveReference
@@ -50,6 +51,9 @@ class GradeOptions:
     # Notebooks (grader.intake.notebooks): the limit of one cell, and of one whole notebook's run.
     notebook_cell_timeout: float = 60.0
     notebook_timeout: float = 300.0
+    # Per-grading settings of the checks (the real GPT-2 folder, the probes' thread cap, a
+    # checkpoint store shared across gradings): passed explicitly, never via the environment.
+    checks: CheckSettings = field(default_factory=CheckSettings)
 
 
 def grade(path: Path | str, options: GradeOptions | None = None,
@@ -77,6 +81,8 @@ def grade(path: Path | str, options: GradeOptions | None = None,
             "worker": worker.info,
             "threads": options.worker.threads,
             "expected": options.source.kind,
+            # The live inputs' seed: `grader run --seed` reproduces this verdict.
+            "seed": getattr(options.source, "seed", None),
             "worker_starts": worker.starts,
             "hidden_checks": "run" if options.include_hidden else "listed, not run",
             **({"notebooks": notebooks} if notebooks else {}),
@@ -126,12 +132,17 @@ def _grade_assignment(a: Assignment, submission: Submission, imports: dict[str, 
                                  if not imports.get(a.module, {}).get("ok", False) else "")
     names = set(imports.get(a.module, {}).get("names", []))
     out.message = problem
-    ctx = Context(assignment=a.name, worker=worker, source=options.source)
+    ctx = Context(assignment=a.name, worker=worker, source=options.source,
+                  settings=options.checks)
     for check in a.checks:
         points = float(weights.get(check.id, check.points))
         if check.visibility is Visibility.HIDDEN and not options.include_hidden:
             out.checks.append(_result(check, points, Status.SKIPPED, "hidden check: it runs "
                                       "when your instructor grades the submission"))
+            continue
+        unavailable = check.unavailable(ctx) if check.unavailable else None
+        if unavailable:  # for every submission alike: the points possible stay the same
+            out.checks.append(_result(check, points, Status.SKIPPED, unavailable))
             continue
         if problem:
             out.checks.append(_result(check, points, Status.ERROR, problem))

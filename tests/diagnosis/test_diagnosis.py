@@ -16,12 +16,11 @@ import pytest
 import torch
 from conftest import EXAMPLES, grade_folder, plant
 
-from grader.checks.block.mistakes import GPT, INIT
 from grader.checks.expected import LiveReference, StoredFixtures
 from grader.checks.gpt2_loading.mistakes import GPT2_LOADING
 from grader.checks.kv_cache.mistakes import KV_CACHE
 from grader.checks.training.mistakes import LR_SCHEDULE
-from grader.diagnosis import CATALOGUE, NO_MATCH, mistake
+from grader.diagnosis import CATALOGUE, NO_MATCH, affecting, mistake
 from grader.diagnosis.match import matches
 from grader.diagnosis.variants import planted
 from grader.model.results import Status
@@ -178,6 +177,12 @@ def _named(result) -> dict[str, str]:
             if (c.details or {}).get("likely_mistake")}
 
 
+def _plausible(named: str, planted) -> bool:
+    if named.startswith("one_of:"):
+        return bool(set(named[len("one_of:"):].split("+")) & set(planted))
+    return named in planted
+
+
 @pytest.mark.parametrize("name", sorted(SUBMISSIONS))
 def test_planted_mistakes_are_named(name, tmp_path):
     edits, assignments, aimed = SUBMISSIONS[name]
@@ -186,8 +191,9 @@ def test_planted_mistakes_are_named(name, tmp_path):
     for mistake_id, check in aimed.items():
         assert named.get(check) == mistake_id, (
             f"{check} names {named.get(check)!r}, expected {mistake_id!r}; named: {named}")
-    # No false diagnosis: every name given anywhere is one of the planted mistakes.
-    assert set(named.values()) <= set(aimed), named
+    # No false diagnosis: every name given anywhere is one of the planted mistakes (or "one of"
+    # a set that includes one: the bugs of one submission meet in the later checks).
+    assert all(_plausible(v, aimed) for v in named.values()), named
     for a, c in result.all_checks():
         d = c.details or {}
         assert "diagnosis_error" not in d, (a, c.id, d["diagnosis_error"])
@@ -207,7 +213,7 @@ def test_later_assignments_name_their_mistakes(name, tmp_path):
         for check in checks:
             assert named.get(check) == mistake_id, (
                 f"{check} names {named.get(check)!r}, expected {mistake_id!r}; named: {named}")
-    assert set(named.values()) <= set(aimed), named
+    assert all(_plausible(v, aimed) for v in named.values()), named
     for a, c in result.all_checks():
         d = c.details or {}
         assert "diagnosis_error" not in d, (a, c.id, d["diagnosis_error"])
@@ -215,11 +221,24 @@ def test_later_assignments_name_their_mistakes(name, tmp_path):
             assert c.status is Status.FAILED
 
 
-def test_every_catalogued_mistake_is_named_by_a_test():
+# The first three assignments' mistakes that a check names by its own rule (no plant).
+CORE_BY_RULE = {"mask_not_bool", "eval_dropout"}
+
+
+def test_every_core_mistake_is_named_by_a_test():
+    from test_corpus import CORPUS
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "checks"))
+    from test_core_checks import BUGS
+
+    core = set(affecting("attention", "causal_mask", "block")) | CORE_BY_RULE
     covered = ({m for _, _, aimed in SUBMISSIONS.values() for m in aimed}
+               | {m for *_, m in CORPUS.values()}
+               | {named for bugs in BUGS.values() for *_, named in bugs.values() if named}
                | {m for *_, aimed in LATER.values() for m in aimed} | AWAITING_HOOK)
-    assert set(CATALOGUE) <= covered, sorted(set(CATALOGUE) - covered)
-    assert len(set(CATALOGUE) - AWAITING_HOOK) >= 15
+    assert core <= covered, sorted(core - covered)
+    assert len(core) >= 40
+    assert len(CATALOGUE) >= 60, len(CATALOGUE)
 
 
 def test_an_unknown_mistake_is_reported_as_matching_none(tmp_path):
@@ -290,6 +309,36 @@ def test_every_variant_plants_and_changes_the_reference():
     # A planted mistake changes what the code computes, and only in its own copy.
     no_scale = planted(reference, "no_scale").scaled_dot_product_attention(q, k, v)[0]
     assert not torch.allclose(no_scale, reference.scaled_dot_product_attention(q, k, v)[0])
-    later = {m for *_, aimed in LATER.values() for m in aimed}
-    assert set(GPT) | set(INIT) == set(CATALOGUE) - later - AWAITING_HOOK
-    assert {*KV_CACHE, *GPT2_LOADING, *LR_SCHEDULE} <= later
+    assert {*KV_CACHE, *GPT2_LOADING, *LR_SCHEDULE} <= set(CATALOGUE)
+    # A check compares with every mistake planted in the modules its values depend on.
+    assert {"no_scale", "qkv_order", "c_proj_not_applied"} <= set(affecting("attention"))
+    assert not {"mask_inverted", "post_norm"} & set(affecting("attention"))
+    assert {"mask_inverted", "no_scale", "post_norm", "positions_from_1"} <= set(
+        affecting("attention", "causal_mask", "block"))
+
+
+def test_no_mistake_is_named_on_nan_agreement_and_ties_are_one_of():
+    from grader.diagnosis.hook import _verdict
+
+    tol = {"atol": 1e-6, "rtol": 1e-6}
+    ref = {"g": torch.ones(4, dtype=torch.float64)}
+    nans = {"g": torch.full((4,), float("nan"), dtype=torch.float64)}
+    # An all-NaN gradient "agrees" with every NaN-producing variant: no evidence, no name.
+    assert matches(nans, ref, {"mask_inverted": nans, "mask_excludes_diagonal": nans},
+                   **tol) == []
+    said = _verdict(nans, ref, {"mask_inverted": nans}, **tol)
+    assert "likely_mistake" not in said and "NaN" in said["diagnosis"]
+    # Finite evidence beside the NaNs still names.
+    part = {"g": torch.tensor([float("nan"), 2.0, 1.0, 1.0], dtype=torch.float64)}
+    assert _verdict(part, ref, {"mask_excludes_diagonal": part}, **tol)[
+        "likely_mistake"]["id"] == "mask_excludes_diagonal"
+    # Two mistakes the output cannot tell apart: "one of", whatever the order.
+    two = {"g": torch.full((4,), 2.0, dtype=torch.float64)}
+    for order in (["no_scale", "scale_d_k"], ["scale_d_k", "no_scale"]):
+        said = _verdict(two, ref, {v: two for v in order}, **tol)["likely_mistake"]
+        assert said["id"] == "one_of:no_scale+scale_d_k"
+        assert said["candidates"] == ["no_scale", "scale_d_k"]
+        assert said["name"].startswith("one of: ")
+    # Two flavours of one mistake are that mistake.
+    said = _verdict(two, ref, {"qkv_order": two, "qkv_order/kvq": two}, **tol)
+    assert said["likely_mistake"]["id"] == "qkv_order"

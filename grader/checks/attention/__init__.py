@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from grader.checks.attention import mistakes as catalogue
+from grader.checks.attention import mistakes  # noqa: F401 - registers the mistakes
 from grader.checks.base import Assignment, CheckFailed, Context, ok
 from grader.checks.common import (
     F64_ATOL,
@@ -13,14 +13,13 @@ from grader.checks.common import (
     assert_gradients,
     forward_backward,
     random_parameters,
-    require_finite,
     require_parameters,
     shapes_of,
     small_heatmap,
 )
-from grader.checks.compare import assert_close, assert_shape
-from grader.checks.harness import T, call_function, call_spec, run_module, seeded
-from grader.diagnosis import Diagnosis, jointly
+from grader.checks.compare import assert_close, assert_shape, diagnosed
+from grader.checks.harness import T, call_function, call_spec, run_module
+from grader.diagnosis import Diagnosis, affecting, jointly
 
 ASSIGNMENT = Assignment(
     "attention", "Scaled dot-product and multi-head attention",
@@ -55,8 +54,8 @@ def sdpa_shapes(ctx: Context):
     T_q != T_k, d_k != d_v, extra head dimensions, batch 1 and a single query."""
     for i, (lead, t_q, t_k, d_k, d_v) in enumerate(SHAPE_CASES):
         dims = (lead, t_q, t_k, d_k, d_v)
-        inp = ctx.inputs(f"sdpa_shapes/{i}", lambda i=i, dims=dims: _qkv(
-            seeded(i), *dims, dtype=torch.float32))
+        inp = ctx.inputs(f"sdpa_shapes/{i}", lambda g, dims=dims: _qkv(
+            g, *dims, dtype=torch.float32))
         res = call_function(ctx, "attention", SDPA, args=[T("q"), T("k"), T("v")], tensors=inp,
                             what=f"`{SDPA}(q, k, v)`")
         out, weights = res.output.tensor_tuple(2, "(out, weights)")
@@ -67,9 +66,8 @@ def sdpa_shapes(ctx: Context):
     return ok(cases=len(SHAPE_CASES))
 
 
-def _sdpa_case(ctx: Context, key: str, seed: int, masked: bool, scale: float = 1.0):
-    def make():
-        g = seeded(seed)
+def _sdpa_case(ctx: Context, key: str, masked: bool, scale: float = 1.0):
+    def make(g):
         inp = _qkv(g, (2, 3), 5, 7, 16, 8, scale=scale)
         if masked:
             inp["mask"] = _random_mask(g, (2, 3, 5, 7))
@@ -83,7 +81,7 @@ def _sdpa_case(ctx: Context, key: str, seed: int, masked: bool, scale: float = 1
 
     exp = ctx.expected(key, reference)
     kwargs = {"mask": T("mask")} if masked else {}
-    return inp, exp, kwargs, Diagnosis(ctx, key, reference, catalogue.ATTENTION)
+    return inp, exp, kwargs, Diagnosis(ctx, key, reference, affecting("attention"))
 
 
 @check("sdpa_values", "scaled_dot_product_attention: values equal the reference", 3,
@@ -93,7 +91,7 @@ def sdpa_values(ctx: Context):
     details = {}
     for masked in (False, True):
         key = "sdpa_values/masked" if masked else "sdpa_values/plain"
-        inp, exp, kwargs, diagnosis = _sdpa_case(ctx, key, 11 + masked, masked)
+        inp, exp, kwargs, diagnosis = _sdpa_case(ctx, key, masked)
         res = call_function(ctx, "attention", SDPA, args=[T("q"), T("k"), T("v")],
                             kwargs=kwargs, tensors=inp, what=f"`{SDPA}`")
         out, weights = res.output.tensor_tuple(2, "(out, weights)")
@@ -111,49 +109,96 @@ def sdpa_values(ctx: Context):
     return ok(**details)
 
 
+def _anti_aligned(g: torch.Generator, scale: float) -> dict[str, torch.Tensor]:
+    """Queries and keys pointing in opposite directions: every score is large and NEGATIVE
+    (about -scale**2 sqrt(d_k)), so a blocked score filled with a finite number (0, -1e4)
+    exceeds the allowed ones and takes the weight, while -inf (or finfo.min) leaves exactly 0."""
+    u = torch.randn(2, 2, 1, 8, generator=g)
+    q = scale * (u + 0.05 * torch.randn(2, 2, 6, 8, generator=g))
+    k = -scale * (u + 0.05 * torch.randn(2, 2, 6, 8, generator=g))
+    return {"q": q, "k": k, "v": torch.randn(2, 2, 6, 4, generator=g),
+            "mask": _random_mask(g, (6, 6))}
+
+
+# The masking cases: ordinary scores, moderately negative ones (where a fill of 0 leaks) and
+# scores near -1e4 and beyond (where a fill of -1e4 leaks; -inf and finfo.min never do).
+MASKING_CASES = {
+    "ordinary": lambda g: {**_qkv(g, (2, 2), 6, 6, 8, 4, dtype=torch.float32, scale=4.0),
+                           "mask": _random_mask(g, (6, 6))},
+    "negative": lambda g: _anti_aligned(g, 2.5),
+    "large": lambda g: _anti_aligned(g, 100.0),
+}
+# float32 weights of scores near 1e4 differ between correct orders of operations by ~1e-3;
+# every masking mistake moves whole rows of weight.
+MASKING_DIAGNOSIS_ATOL = 0.02
+
+
 @check("sdpa_masking", "scaled_dot_product_attention: rows sum to 1, blocked weights are 0", 2,
        needs=(SDPA,))
 def sdpa_masking(ctx: Context):
     """Every row of the weights sums to 1, and every blocked entry (mask False) is exactly 0,
-    even for large scores (float32, a (T_q, T_k) mask broadcast over batch and heads)."""
-    def make():
-        g = seeded(21)
-        inp = _qkv(g, (2, 2), 6, 6, 8, 4, dtype=torch.float32, scale=4.0)
-        inp["mask"] = _random_mask(g, (6, 6))
-        return inp
+    for ordinary scores and for large-magnitude negative ones (around and beyond -1e4, where a
+    finite fill such as -1e4 leaks weight), in float32 with a (T_q, T_k) mask broadcast over
+    batch and heads."""
+    parts, failure, worst = [], None, 0.0
+    for name, make in MASKING_CASES.items():
+        key = "sdpa_masking" if name == "ordinary" else f"sdpa_masking/{name}"
+        inp = ctx.inputs(key, make)
 
-    inp = ctx.inputs("sdpa_masking", make)
-    res = call_function(ctx, "attention", SDPA, args=[T("q"), T("k"), T("v")],
-                        kwargs={"mask": T("mask")}, tensors=inp, what=f"`{SDPA}`")
-    _, weights = res.output.tensor_tuple(2, "(out, weights)")
-    assert_shape(weights, (2, 2, 6, 6), "weights")
-    require_finite(weights, "the attention weights")
-    blocked = weights.detach()[..., ~inp["mask"]]
+        def reference(ref, inp=inp):
+            return {"weights": ref.scaled_dot_product_attention(
+                inp["q"], inp["k"], inp["v"], inp["mask"])[1]}
+
+        exp = ctx.expected(key, reference)
+        res = call_function(ctx, "attention", SDPA, args=[T("q"), T("k"), T("v")],
+                            kwargs={"mask": T("mask")}, tensors=inp, what=f"`{SDPA}`")
+        _, weights = res.output.tensor_tuple(2, "(out, weights)")
+        assert_shape(weights, (2, 2, 6, 6), "weights")
+        parts.append((Diagnosis(ctx, key, reference, affecting("attention")), "weights",
+                      weights, exp["weights"]))
+        if failure is None:
+            failure, err = _masking_failure(weights, inp["mask"], name)
+            worst = max(worst, err)
+    if failure is not None:
+        diagnose = jointly(parts)
+        a, e = parts[-1][2], parts[-1][3]
+        raise diagnosed(failure, diagnose(a, e, atol=MASKING_DIAGNOSIS_ATOL, rtol=0.0))
+    return ok(max_row_sum_error=worst)
+
+
+def _masking_failure(weights: torch.Tensor, mask: torch.Tensor, case: str
+                     ) -> tuple[CheckFailed | None, float]:
+    """What is wrong with one case's weights (None if nothing), and the worst row-sum error."""
+    label = "" if case == "ordinary" else f" (scores of {case} magnitude)"
+    bad = ~torch.isfinite(weights)
+    if bool(bad.any()):
+        return CheckFailed(f"the attention weights{label} contain {int(bad.sum())} NaN/inf "
+                           "value(s)", heatmap=small_heatmap(weights[0, 0])), 0.0
+    blocked = weights.detach()[..., ~mask]
     if bool((blocked != 0).any()):
-        raise CheckFailed(
-            f"blocked positions (mask False) get weight up to {float(blocked.abs().max()):.3g}; "
-            "they must be exactly 0",
-            hint="Fill the blocked scores with -inf BEFORE the softmax: exp(-inf) is exactly 0. "
-                 "A finite fill value (0, -1e4) leaves some weight on them.",
-            heatmap=small_heatmap(weights[0, 0]), mask=small_heatmap(inp["mask"].double()))
+        return CheckFailed(
+            f"blocked positions (mask False) get weight up to {float(blocked.abs().max()):.3g}"
+            f"{label}; they must be exactly 0",
+            hint="Blocked keys must get exactly zero weight whatever the scores are: exp(-inf) is "
+                 "exactly 0, any finite fill value is not.",
+            heatmap=small_heatmap(weights[0, 0]), mask=small_heatmap(mask.double())), 0.0
     sums = weights.detach().double().sum(-1)
     worst = float((sums - 1).abs().max())
     if worst > ROW_SUM_ATOL:
-        raise CheckFailed(
-            f"rows of the weights sum to values between {float(sums.min()):.4g} and "
+        return CheckFailed(
+            f"rows of the weights{label} sum to values between {float(sums.min()):.4g} and "
             f"{float(sums.max()):.4g}; each row (over the keys, the last axis) must sum to 1",
-            hint="Take the softmax over the last axis (the keys), after masking.",
-            heatmap=small_heatmap(weights[0, 0]))
-    return ok(max_row_sum_error=worst)
+            heatmap=small_heatmap(weights[0, 0])), worst
+    return None, worst
 
 
 @check("sdpa_gradients", "scaled_dot_product_attention: gradients equal the reference", 2,
        needs=(SDPA,))
 def sdpa_gradients(ctx: Context):
     """Gradients of q, k and v equal the reference's (float64, with a mask)."""
-    inp, _, kwargs, _ = _sdpa_case(ctx, "sdpa_values/masked", 12, True)
-    g_out = ctx.inputs("sdpa_gradients/g", lambda: {
-        "g": torch.randn(2, 3, 5, 8, generator=seeded(13), dtype=torch.float64)})["g"]
+    inp, _, kwargs, _ = _sdpa_case(ctx, "sdpa_values/masked", True)
+    g_out = ctx.inputs("sdpa_gradients/g", lambda g: {
+        "g": torch.randn(2, 3, 5, 8, generator=g, dtype=torch.float64)})["g"]
 
     def reference_grads(ref):
         q, k, v = (inp[n].clone().requires_grad_(True) for n in "qkv")
@@ -162,7 +207,7 @@ def sdpa_gradients(ctx: Context):
         return {"q": q.grad, "k": k.grad, "v": v.grad}
 
     exp = ctx.expected("sdpa_gradients", reference_grads)
-    diagnosis = Diagnosis(ctx, "sdpa_gradients", reference_grads, catalogue.ATTENTION)
+    diagnosis = Diagnosis(ctx, "sdpa_gradients", reference_grads, affecting("attention"))
     res = call_function(ctx, "attention", SDPA, args=[T("q"), T("k"), T("v")], kwargs=kwargs,
                         tensors={**inp, "g": g_out}, requires_grad=("q", "k", "v"),
                         grad_outputs={"out.0": "g"}, what=f"`{SDPA}`")
@@ -177,22 +222,29 @@ def sdpa_gradients(ctx: Context):
 MHA_CASES = [(32, 4, 2, 5), (24, 3, 1, 1), (16, 1, 3, 4), (48, 6, 1, 9)]
 
 
-def _mha_params(ctx: Context, n_embd: int, n_head: int, seed: int) -> dict[str, torch.Tensor]:
-    return ctx.expected(f"mha_params/{n_embd}x{n_head}/{seed}", lambda ref: random_parameters(
-        ref.MultiHeadAttention(n_embd, n_head), seed))
+def _mha_params(ctx: Context, n_embd: int, n_head: int, use: str) -> dict[str, torch.Tensor]:
+    """Random weights for a reference ``MultiHeadAttention``, drawn from the run's seed: inputs
+    too (a student who knew them could answer from a table)."""
+    key = f"mha_params/{n_embd}x{n_head}/{use}"
+    return ctx.expected(key, lambda ref: random_parameters(
+        ref.MultiHeadAttention(n_embd, n_head), ctx.seed_for(key)))
 
 
 @check("mha_shapes", "MultiHeadAttention: parameter names and output shapes", 2, needs=(MHA,))
 def mha_shapes(ctx: Context):
     """``c_attn``/``c_proj`` have GPT-2's names and shapes; the output is ``(B, T, C)`` for
-    several head counts, batch 1 and T = 1."""
+    several head counts, batch 1 and T = 1.
+
+    The parameter listing is the worker's report (code in the worker could rewrite it), so these
+    points rest on the output's shape; the names are really enforced by the value checks, which
+    load the reference's weights under them and need the reference's outputs back."""
     for n_embd, n_head, b, t in MHA_CASES:
-        x = ctx.inputs(f"mha_shapes/{n_embd}x{n_head}", lambda shape=(b, t, n_embd): {
-            "x": torch.randn(*shape, generator=seeded(shape[-1]))})
+        x = ctx.inputs(f"mha_shapes/{n_embd}x{n_head}", lambda g, shape=(b, t, n_embd): {
+            "x": torch.randn(*shape, generator=g)})
         run = run_module(ctx, "attention", MHA, args=[n_embd, n_head], tensors=x,
                          calls=[call_spec(T("x"))],
                          what=f"`{MHA}({n_embd}, {n_head})(x)`")
-        expected_params = shapes_of(_mha_params(ctx, n_embd, n_head, 0))
+        expected_params = shapes_of(_mha_params(ctx, n_embd, n_head, "shapes"))
         require_parameters(run, expected_params, MHA)
         y = run.calls[0].output.tensor()
         assert_shape(y, (b, t, n_embd), f"the output of {MHA}({n_embd}, {n_head}) for x of "
@@ -202,11 +254,10 @@ def mha_shapes(ctx: Context):
 
 def _mha_values(ctx: Context, n_embd: int, n_head: int, b: int, t: int, masked: bool,
                 grads: bool):
-    params = _mha_params(ctx, n_embd, n_head, seed=31 + n_head)
+    params = _mha_params(ctx, n_embd, n_head, "values")
     key = f"mha_values/{n_embd}x{n_head}x{b}x{t}{'m' if masked else ''}"
 
-    def make():
-        g = seeded(41 + t)
+    def make(g):
         inp = {"x": torch.randn(b, t, n_embd, generator=g, dtype=torch.float64),
                "g": torch.randn(b, t, n_embd, generator=g, dtype=torch.float64)}
         if masked:
@@ -226,7 +277,7 @@ def _mha_values(ctx: Context, n_embd: int, n_head: int, b: int, t: int, masked: 
                                                    grad_outputs={"out": "g"} if grads else None,
                                                    param_grads=grads, **kwargs)],
                      what=f"`{MHA}({n_embd}, {n_head})`")
-    return run.calls[0], exp, Diagnosis(ctx, key, reference, catalogue.MULTI_HEAD)
+    return run.calls[0], exp, Diagnosis(ctx, key, reference, affecting("attention"))
 
 
 @check("mha_values", "MultiHeadAttention: output equals the reference with the same weights", 3,

@@ -6,7 +6,7 @@ Registered in the diagnosis's catalogue when this package is imported; the engin
 
 from __future__ import annotations
 
-from grader.diagnosis.catalogue import Q1, Q2, Q3, Q8, S42, Edits, Mistake, register
+from grader.diagnosis.catalogue import Q1, Q2, Q3, Q8, S42, Mistake, register
 
 SCALE = "scores = (q @ k.transpose(-2, -1)) / math.sqrt(d_k)"
 FILL = 'scores = scores.masked_fill(~mask, float("-inf"))'
@@ -17,9 +17,10 @@ MERGE = "y = y.transpose(1, 2).contiguous().view(B, T, C)"
 SDPA_CALL = "y, _ = scaled_dot_product_attention(q, k, v, mask)"
 
 
-def _order(names: str) -> Edits:
-    return {"attention": [(SPLIT, f"{', '.join(names)} = self.c_attn(x).split(self.n_embd, "
-                                  "dim=-1)")]}
+def _order(names: str) -> list[tuple[str, str]]:
+    # Plants are written as dict literals keyed by module: a student bundle keeps the keys (and
+    # so which module each mistake is compared for) while their edits are stripped.
+    return [(SPLIT, f"{', '.join(names)} = self.c_attn(x).split(self.n_embd, dim=-1)")]
 
 
 register(
@@ -49,6 +50,7 @@ register(
         "the last axis (dim=-1), so that each row of the weights sums to 1.",
         Q1,
         plant={"attention": [(SOFTMAX, "weights = F.softmax(scores, dim=-2)")]},
+        flavours={"dim1": {"attention": [(SOFTMAX, "weights = F.softmax(scores, dim=1)")]}},
     ),
     Mistake(
         "mask_after_softmax", "the mask is applied after the softmax",
@@ -94,12 +96,66 @@ register(
         "q, k, v = self.c_attn(x).split(n_embd, dim=-1). Q seeks, K is matched, V is delivered: "
         "swapping them changes what attends to what.",
         f"{S42} (Q, K and V: three lenses)",
-        plant=_order("kqv"),
-        flavours={o: _order(o) for o in ("kvq", "qvk", "vkq", "vqk")},
+        plant={"attention": _order("kqv")},
+        flavours={"kvq": {"attention": _order("kvq")}, "qvk": {"attention": _order("qvk")},
+                  "vkq": {"attention": _order("vkq")}, "vqk": {"attention": _order("vqk")}},
     ),
 )
 
-# The mistakes a check compares, in the order it compares them.
-ATTENTION = ("no_scale", "softmax_wrong_axis", "mask_after_softmax", "mask_fill_zero")
-MULTI_HEAD = ATTENTION + ("scale_d_model", "heads_merged_without_transpose",
-                          "heads_split_without_transpose", "qkv_order")
+register(
+    Mistake(
+        "scale_d_k", "the scores are divided by d_k instead of sqrt(d_k)",
+        "The scale is 1/sqrt(d_k), the square root of the head size: softmax(QK^T / sqrt(d_k)) V. "
+        "Dividing by d_k itself shrinks the scores too much and flattens the attention.",
+        Q2,
+        plant={"attention": [(SCALE, "scores = (q @ k.transpose(-2, -1)) / d_k")]},
+    ),
+    Mistake(
+        "scale_multiplied", "the scores are multiplied by sqrt(d_k) instead of divided",
+        "Divide the scores by sqrt(d_k) (or multiply by 1/sqrt(d_k)): scores = q @ k^T / "
+        "sqrt(d_k). Multiplying makes the softmax even more saturated.",
+        Q2,
+        plant={"attention": [(SCALE, "scores = (q @ k.transpose(-2, -1)) * math.sqrt(d_k)")]},
+    ),
+    Mistake(
+        "scale_d_v", "the scores are scaled by the values' size d_v instead of d_k",
+        "The scale comes from the dimension of the dot product, the queries' and keys' size: "
+        "d_k = q.size(-1). The values may have another size d_v.",
+        Q2,
+        plant={"attention": [(SCALE, "scores = (q @ k.transpose(-2, -1)) / "
+                                     "math.sqrt(v.size(-1))")]},
+    ),
+    Mistake(
+        "mask_fill_large_negative", "blocked scores are filled with a large finite negative "
+                                    "number (like -1e4) instead of -inf",
+        "A finite fill value is only 'large' relative to the other scores: when the scores "
+        "themselves are of that size, blocked keys get weight. Fill with float(\"-inf\") (or "
+        "torch.finfo(scores.dtype).min) so that blocked weights are exactly 0.",
+        Q3,
+        plant={"attention": [(FILL, "scores = scores.masked_fill(~mask, -1e4)")]},
+    ),
+    Mistake(
+        "mask_fill_inverted", "the mask's meaning is inverted in the attention (the allowed "
+                              "scores are filled)",
+        "True means 'may attend', and masked_fill fills where its mask is True: fill where the "
+        "mask is False, scores.masked_fill(~mask, float('-inf')) (or mask == 0).",
+        Q3,
+        plant={"attention": [(FILL, 'scores = scores.masked_fill(mask, float("-inf"))')]},
+    ),
+    Mistake(
+        "c_proj_not_applied", "the output projection c_proj is not applied",
+        "After the heads are merged back to (B, T, C), multi-head attention ends with the output "
+        "projection: return self.c_proj(y). It mixes the heads' results.",
+        Q8,
+        plant={"attention": [("return self.c_proj(y)", "return y")]},
+    ),
+    Mistake(
+        "heads_not_split", "the attention is computed as one head over all n_embd channels",
+        "Split q, k and v into n_head heads of size hd = n_embd // n_head: "
+        "view(B, T, n_head, hd).transpose(1, 2); each head attends on its own and scales by "
+        "sqrt(hd).",
+        Q8,
+        plant={"attention": [(h, f"{h[0]} = {h[0]}.view(B, T, 1, C).transpose(1, 2)")
+                             for h in HEADS]},
+    ),
+)

@@ -7,24 +7,29 @@ import math
 import torch
 
 from grader.checks.base import Assignment, CheckFailed, Context, ok
-from grader.checks.block import mistakes as catalogue
+from grader.checks.block import mistakes  # noqa: F401 - registers the mistakes
 from grader.checks.common import (
     F64_ATOL,
     F64_RTOL,
     assert_gradients,
     forward_backward,
     random_parameters,
+    require_deterministic,
     require_finite,
+    require_value_error,
 )
-from grader.checks.compare import assert_close, assert_shape
-from grader.checks.harness import T, call_spec, new, run_module, seeded
-from grader.diagnosis import Diagnosis, likely
+from grader.checks.compare import assert_close, assert_shape, diagnosed
+from grader.checks.harness import T, call_spec, new, run_module
+from grader.diagnosis import Diagnosis, affecting, likely, mistake
 
 ASSIGNMENT = Assignment(
     "block", "The transformer block and the GPT model",
     course="series4-llms-and-transformers-summary.md Module 4.3 (nanoGPT)",
 )
 check = ASSIGNMENT.check
+# The block's values depend on the student's attention and mask too: every mistake planted in
+# any of the three modules is compared.
+MODULES = ("attention", "causal_mask", "block")
 
 # A small GPT for value checks: T < block_size, several heads and layers, an odd vocabulary.
 SMALL = {"block_size": 16, "vocab_size": 99, "n_layer": 2, "n_head": 4, "n_embd": 32}
@@ -37,33 +42,41 @@ def _config(cfg: dict[str, int]):
 
 
 def _mlp_block_params(ctx: Context, what: str, n_embd: int, n_head: int = 4, block: int = 16):
+    key = f"{what}_params/{n_embd}x{n_head}x{block}"
+
     def build(ref):
         model = ref.MLP(n_embd) if what == "MLP" else ref.Block(n_embd, n_head, block)
-        return random_parameters(model, seed=81)
+        return random_parameters(model, seed=ctx.seed_for(key))
 
-    return ctx.expected(f"{what}_params/{n_embd}x{n_head}x{block}", build)
+    return ctx.expected(key, build)
 
 
 def _module_values(ctx: Context, cls: str, args: list[int], grads: bool):
     params = _mlp_block_params(ctx, cls, *args)
     n_embd = args[0]
     key = f"{cls}_values/{'x'.join(map(str, args))}"
-    # Inputs with std 2: the tanh and the exact GELU differ most for |x| between 1 and 3.
-    inp = ctx.inputs(key, lambda: {
-        "x": torch.randn(2, 7, n_embd, generator=seeded(82), dtype=torch.float64) * 2,
-        "g": torch.randn(2, 7, n_embd, generator=seeded(83), dtype=torch.float64)})
+    # Inputs with std 2 (the tanh and the exact GELU differ most for |x| between 1 and 3), and
+    # a second sequence with std 0.01, whose variance is small enough that a LayerNorm eps other
+    # than 1e-5 shows.
+    inp = ctx.inputs(key, lambda g: {
+        "x": torch.randn(2, 7, n_embd, generator=g, dtype=torch.float64)
+        * torch.tensor([2.0, 0.01], dtype=torch.float64).view(2, 1, 1),
+        "g": torch.randn(2, 7, n_embd, generator=g, dtype=torch.float64)})
 
     def reference(ref):
         return forward_backward(ref.MLP(*args) if cls == "MLP" else ref.Block(*args), params, inp)
 
     exp = ctx.expected(key, reference)
+    calls = [call_spec(T("x"), requires_grad=("x",) if grads else (),
+                       grad_outputs={"out": "g"} if grads else None, param_grads=grads)]
+    if not grads:
+        calls.append(call_spec(T("x"), seed=1))  # the same input again, other random state
     run = run_module(ctx, "block", cls, args=args, params=params, dtype="float64", tensors=inp,
-                     calls=[call_spec(T("x"), requires_grad=("x",) if grads else (),
-                                      grad_outputs={"out": "g"} if grads else None,
-                                      param_grads=grads)],
-                     what=f"`{cls}`")
-    mistakes = catalogue.MLP if cls == "MLP" else catalogue.BLOCK
-    return run.calls[0], exp, Diagnosis(ctx, key, reference, mistakes)
+                     calls=calls, what=f"`{cls}`")
+    if not grads:
+        require_deterministic(run.calls[0].output.tensor(), run.calls[1].output.tensor(),
+                              f"`{cls}`")
+    return run.calls[0], exp, Diagnosis(ctx, key, reference, affecting(*MODULES))
 
 
 @check("mlp_values", "MLP: output equals the reference (GELU, tanh approximation)", 2,
@@ -73,7 +86,6 @@ def mlp_values(ctx: Context):
     (4C -> C) gives the reference's output with the same weights (float64)."""
     call, exp, diagnosis = _module_values(ctx, "MLP", [32], grads=False)
     assert_close(call.output.tensor(), exp["y"], "the MLP's output", atol=F64_ATOL, rtol=F64_RTOL,
-                 hint="GPT-2 uses nn.GELU(approximate='tanh'); also check c_fc is C -> 4C.",
                  diagnose=diagnosis.on("y"))
     return ok()
 
@@ -85,9 +97,7 @@ def block_values(ctx: Context):
     ``x + mlp(ln_2(x))``: the reference's output with the same weights (float64)."""
     call, exp, diagnosis = _module_values(ctx, "Block", [32, 4, 16], grads=False)
     assert_close(call.output.tensor(), exp["y"], "the block's output", atol=F64_ATOL,
-                 rtol=F64_RTOL,
-                 hint="Pre-norm: the LayerNorm goes inside each residual branch, and each "
-                      "branch is added back to its input.", diagnose=diagnosis.on("y"))
+                 rtol=F64_RTOL, diagnose=diagnosis.on("y"))
     return ok()
 
 
@@ -102,12 +112,11 @@ def block_gradients(ctx: Context):
 
 def _gpt_params(ctx: Context):
     return ctx.expected("gpt_params", lambda ref: random_parameters(
-        ref.GPT(ref.GPTConfig(**SMALL)), seed=91, std=0.2))
+        ref.GPT(ref.GPTConfig(**SMALL)), seed=ctx.seed_for("gpt_params"), std=0.2))
 
 
 def _gpt_inputs(ctx: Context):
-    def make():
-        g = seeded(92)
+    def make(g):
         return {"idx": torch.randint(0, SMALL["vocab_size"], (2, 11), generator=g),
                 "targets": torch.randint(0, SMALL["vocab_size"], (2, 11), generator=g),
                 "one": torch.randint(0, SMALL["vocab_size"], (1, 1), generator=g),
@@ -125,7 +134,12 @@ def _gpt_reference(ctx: Context):
         model.load_state_dict({k: v for k, v in params.items()}, strict=False)
         out = {}
         for name in ("one", "full"):
-            out[f"logits.{name}"] = model(inp[name])[0].detach()
+            try:
+                out[f"logits.{name}"] = model(inp[name])[0].detach()
+            except (IndexError, RuntimeError):
+                # Only a planted variant gets here (positions from 1 run past the table at
+                # T = block_size): it is still compared on the other outputs.
+                continue
         logits, loss = model(inp["idx"], inp["targets"])
         loss.backward()
         out.update({"logits": logits.detach(), "loss": loss.detach()})
@@ -134,18 +148,32 @@ def _gpt_reference(ctx: Context):
         return out
 
     return (params, inp, ctx.expected("gpt_reference", compute),
-            Diagnosis(ctx, "gpt_reference", compute, catalogue.GPT))
+            Diagnosis(ctx, "gpt_reference", compute, affecting(*MODULES)))
 
 
-def _run_gpt(ctx: Context, grads: bool):
+def _run_gpt(ctx: Context, grads: bool, calls: tuple[str, ...] = ("idx",)):
+    """The student's GPT with the reference's weights, run on ``calls`` (``"idx"``: the batch
+    with targets, plus a repeat with another random state when not ``grads``; ``"one"``: T = 1;
+    ``"full"``: T = block_size). One request per group, so that a model failing at
+    T = block_size (positions from 1 run past the table) is still compared on the rest."""
     params, inp, exp, diagnosis = _gpt_reference(ctx)
-    calls = [call_spec(T("idx"), T("targets"), grad_outputs={"out.1": "one_scalar"} if grads
-                       else None, param_grads=grads),
-             call_spec(T("one")), call_spec(T("full"))]
+    specs = []
+    for name in calls:
+        if name == "idx":
+            specs.append(call_spec(T("idx"), T("targets"), grad_outputs={"out.1": "one_scalar"}
+                                   if grads else None, param_grads=grads))
+            if not grads:
+                specs.append(call_spec(T("idx"), T("targets"), seed=1))
+        else:
+            specs.append(call_spec(T(name)))
     run = run_module(ctx, "block", "GPT", args=[_config(SMALL)], params=params, dtype="float64",
                      tensors={**inp, "one_scalar": torch.tensor(1.0, dtype=torch.float64)},
-                     calls=calls, what="`GPT(config)(idx, targets)`")
+                     calls=specs, what="`GPT(config)(idx, targets)`")
     return run, exp, diagnosis
+
+
+def _logits_of(out) -> torch.Tensor:
+    return out.item(0).tensor() if out.description["kind"] in ("tuple", "list") else out.tensor()
 
 
 @check("gpt_logits", "GPT: logits and loss equal the reference with the same weights", 4,
@@ -153,25 +181,26 @@ def _run_gpt(ctx: Context, grads: bool):
 def gpt_logits(ctx: Context):
     """With the reference's state dict loaded, ``GPT(config)(idx, targets)`` returns the
     reference's ``(logits, loss)``: logits ``(B, T, vocab_size)`` for T < block_size, T = 1 and
-    T = block_size (float64)."""
-    run, exp, diagnosis = _run_gpt(ctx, grads=False)
+    T = block_size (float64); the same input twice gives the same output (eval mode)."""
+    run, exp, diagnosis = _run_gpt(ctx, grads=False, calls=("idx", "one"))
     logits, loss = run.calls[0].output.tensor_tuple(2, "(logits, loss)")
+    require_deterministic(logits, run.calls[1].output.tensor_tuple(2, "(logits, loss)")[0],
+                          "`GPT(config)(idx, targets)`")
     assert_close(logits, exp["logits"], "the logits", atol=F64_ATOL, rtol=F64_RTOL,
                  diagnose=diagnosis.on("logits"))
     assert_close(loss.reshape(()), exp["loss"], "the loss", atol=F64_ATOL, rtol=F64_RTOL,
                  diagnose=diagnosis.on("loss"))
-    for i, name in ((1, "one"), (2, "full")):
-        out = run.calls[i].output
-        got = out.item(0).tensor() if out.description["kind"] in ("tuple", "list") else \
-            out.tensor()
-        assert_close(got, exp[f"logits.{name}"], f"the logits for T = "
-                     f"{1 if name == 'one' else SMALL['block_size']}",
-                     atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on(f"logits.{name}"))
-    second = run.calls[1].output
+    second = run.calls[2].output
+    assert_close(_logits_of(second), exp["logits.one"], "the logits for T = 1",
+                 atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on("logits.one"))
     if second.description["kind"] in ("tuple", "list"):
         rest = second.item(1).description
         if rest["kind"] != "none":
             raise CheckFailed("GPT(config)(idx) without targets must return (logits, None)")
+    full, _, _ = _run_gpt(ctx, grads=False, calls=("full",))
+    assert_close(_logits_of(full.calls[0].output), exp["logits.full"],
+                 f"the logits for T = block_size = {SMALL['block_size']}",
+                 atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on("logits.full"))
     return ok()
 
 
@@ -193,19 +222,67 @@ def gpt_gradients(ctx: Context):
 
 
 def _fresh(ctx: Context):
-    """The student's own model, freshly initialised (seed 0), and its parameters."""
+    """The student's own model, freshly initialised (seed 0): its parameters, and its logits on
+    a few tokens (to see that the parameters reported are the ones it computes with)."""
+    inp = ctx.inputs("init_probe", lambda g: {
+        "idx": torch.randint(0, INIT["vocab_size"], (1, 8), generator=g)})
     return run_module(ctx, "block", "GPT", args=[_config(INIT)], return_params=True, seed=0,
-                      what="`GPT(config)`")
+                      tensors=inp, calls=[call_spec(T("idx"))], what="`GPT(config)`"), inp
+
+
+def _reported_parameters_are_used(ctx: Context, run, inp) -> None:
+    """The parameters the worker reports are a claim: the trusted side runs the reference GPT
+    with them and compares with the logits the student's fresh model computed. They differ
+    either because the report is not the model's (a forgery) or because the student's forward
+    pass differs from the reference's; only when the forward pass is the reference's (as
+    ``gpt_logits`` judges it, on the reference's weights) is a difference a failure here."""
+    from grader.tolerance import within
+
+    logits = _logits_of(run.calls[0].output).detach().double()
+    params = {k: v.detach().double() for k, v in run.params.items()}
+
+    def compute(ref):
+        model = ref.GPT(ref.GPTConfig(**INIT)).double()
+        model.load_state_dict(params, strict=False)
+        return {"logits": model(inp["idx"])[0].detach()}
+
+    try:
+        theirs = compute(_trusted_reference(ctx))["logits"]
+    except Exception:  # noqa: BLE001 - no reference here (a bundle) or unloadable names
+        return
+    if within(logits, theirs, atol=1e-4, rtol=1e-4):
+        return
+    gpt, exp, _ = _run_gpt(ctx, grads=False)
+    forward_ok = within(gpt.calls[0].output.tensor_tuple(2, "(logits, loss)")[0],
+                        exp["logits"], atol=F64_ATOL, rtol=F64_RTOL)
+    if forward_ok:
+        raise CheckFailed("the parameters your model reports are not the ones it computes with "
+                          "(the reference's forward pass on them gives other logits than your "
+                          "fresh model's)")
+
+
+def _trusted_reference(ctx: Context):
+    """The reference package on the instructor's side (None-safe for a bundle: raises)."""
+    package = getattr(ctx.source, "package", None)
+    if package is None:
+        raise LookupError("no reference here")
+    return package
 
 
 @check("gpt_init", "GPT: initialisation (std 0.02, scaled residual projections)", 2,
        needs=("GPT", "GPTConfig"))
 def gpt_init(ctx: Context):
     """Linear and embedding weights ~ N(0, 0.02); every ``c_proj.weight`` ~
-    N(0, 0.02/sqrt(2 n_layer)); biases 0; LayerNorm weight 1 and bias 0."""
-    params = _fresh(ctx).params
+    N(0, 0.02/sqrt(2 n_layer)); biases 0; LayerNorm weight 1 and bias 0.
+
+    The initial values can only be seen through the worker's report; the report is checked
+    against the model's own computation (:func:`_reported_parameters_are_used`), so a forged
+    report costs this check unless the forward pass is wrong too (then gpt_logits has failed)."""
+    run, inp = _fresh(ctx)
+    params = run.params
+    _reported_parameters_are_used(ctx, run, inp)
     measured = _init_stats(params)
-    diagnosis = Diagnosis(ctx, "init_std", _reference_init_stds, catalogue.INIT)
+    diagnosis = Diagnosis(ctx, "init_std", _reference_init_stds, affecting("block"))
     for label, m in measured.items():
         std, mean, target = m["std"], m["mean"], m["expected_std"]
         # 10 %: the estimate's own error at these sizes is ~0.3 %; N(0, 0.02) against
@@ -213,12 +290,12 @@ def gpt_init(ctx: Context):
         if abs(std - target) > 0.1 * target or abs(mean) > 0.1 * target:
             stds = {"std": torch.tensor([v["std"] for v in measured.values()])}
             targets = {"std": torch.tensor([v["expected_std"] for v in measured.values()])}
-            raise CheckFailed(
+            failure = CheckFailed(
                 f"{label} has std {std:.4g} (mean {mean:.2g}); expected N(0, {target:.4g})",
                 hint="GPT-2 initialises weights with std 0.02 and the residual projections "
                      "(every c_proj.weight) with 0.02/sqrt(2*n_layer), so that the residual "
-                     "stream's variance does not grow with depth.", measured=measured,
-                **diagnosis.details(stds, targets, atol=0.0, rtol=0.1))
+                     "stream's variance does not grow with depth.", measured=measured)
+            raise diagnosed(failure, diagnosis.details(stds, targets, atol=0.0, rtol=0.1))
     for name, p in params.items():
         if name.endswith(".bias") and bool((p != 0).any()):
             raise CheckFailed(f"`{name}` is not initialised to zero", measured=measured)
@@ -265,9 +342,9 @@ def _reference_init_stds(ref) -> dict[str, torch.Tensor]:
 def gpt_init_loss(ctx: Context):
     """The freshly initialised model's loss on random tokens is within 0.1 of ln V: a model
     that knows nothing spreads its probability evenly over the V tokens."""
-    inp = ctx.inputs("init_loss", lambda: {
-        "idx": torch.randint(0, INIT["vocab_size"], (4, 32), generator=seeded(101)),
-        "targets": torch.randint(0, INIT["vocab_size"], (4, 32), generator=seeded(102))})
+    inp = ctx.inputs("init_loss", lambda g: {
+        "idx": torch.randint(0, INIT["vocab_size"], (4, 32), generator=g),
+        "targets": torch.randint(0, INIT["vocab_size"], (4, 32), generator=g)})
     run = run_module(ctx, "block", "GPT", args=[_config(INIT)], tensors=inp, seed=0,
                      calls=[call_spec(T("idx"), T("targets"))], what="`GPT(config)(idx, targets)`")
     logits, loss = run.calls[0].output.tensor_tuple(2, "(logits, loss)")
@@ -286,44 +363,80 @@ def gpt_init_loss(ctx: Context):
     return ok(loss=value, ln_vocab=ln_v)
 
 
-@check("gpt_param_count", "GPT: number of parameters", 1, needs=("GPT", "GPTConfig"))
+@check("gpt_param_count", "GPT: num_parameters() counts the parameters", 1,
+       needs=("GPT", "GPTConfig"))
 def gpt_param_count(ctx: Context):
-    """The model has exactly the reference's number of (unique) parameters."""
-    run = run_module(ctx, "block", "GPT", args=[_config(INIT)], what="`GPT(config)`")
+    """The student's own ``num_parameters()`` returns the model's number of parameters, the tied
+    matrix counted once: compared with the count the trusted side computes from the
+    configuration's shapes (the reference model). The worker's own parameter listing is never
+    trusted for the verdict (code in the worker could rewrite it); it only helps the message."""
+    run = run_module(ctx, "block", "GPT", args=[_config(INIT)],
+                     calls=[call_spec(method="num_parameters")],
+                     what="`GPT(config).num_parameters()`")
     expected = int(ctx.expected("param_count", lambda ref: {
         "n": torch.tensor(ref.GPT(ref.GPTConfig(**INIT)).num_parameters())})["n"])
-    got = run.info["num_parameters"]
-    if got != expected:
-        extra = got - expected
-        why = ""
-        copied = extra == INIT["vocab_size"] * INIT["n_embd"]
-        if copied:
-            why = " — exactly vocab_size x n_embd: is lm_head a separate copy of wte?"
-        raise CheckFailed(f"the model has {got:,} parameters, expected {expected:,} "
-                          f"({extra:+,}){why}", actual=got, expected=expected,
-                          **(likely("untied_embeddings") if copied else {}))
-    return ok(parameters=got)
+    out = run.calls[0].output
+    if out.description["kind"] != "number":
+        raise CheckFailed("`num_parameters()` returned "
+                          f"{out.description['kind']}, expected an int")
+    got = out.description["value"]
+    if not isinstance(got, (int, float)) or got != int(got) or int(got) != expected:
+        got_text = f"{int(got):,}" if isinstance(got, (int, float)) and got == got else str(got)
+        extra = int(got) - expected if isinstance(got, (int, float)) and got == got else None
+        twice = extra == INIT["vocab_size"] * INIT["n_embd"]
+        raise CheckFailed(
+            f"num_parameters() returns {got_text}, expected {expected:,}"
+            + (f" ({extra:+,})" if extra is not None else "")
+            + (" — exactly vocab_size x n_embd: the tied wte/lm_head matrix is counted twice "
+               "(or lm_head is a copy)" if twice else ""),
+            hint="Count each parameter once: sum(p.numel() for p in self.parameters()) "
+                 "(parameters() yields a tied Parameter once).",
+            actual=got if isinstance(got, (int, float)) else str(got), expected=expected)
+    return ok(num_parameters=expected)
 
 
-@check("gpt_weight_tying", "GPT: lm_head and wte are one shared parameter", 2,
+def _tying_inputs(ctx: Context) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The reference's weights and a second, different matrix for the tied pair."""
+    w2 = ctx.inputs("tying", lambda g: {"w2": torch.randn(
+        SMALL["vocab_size"], SMALL["n_embd"], generator=g, dtype=torch.float64) * 0.2})["w2"]
+    return _gpt_params(ctx), w2
+
+
+@check("gpt_weight_tying", "GPT: lm_head and wte are one shared matrix", 2,
        needs=("GPT", "GPTConfig"))
 def gpt_weight_tying(ctx: Context):
-    """``lm_head.weight`` is the same Parameter object as ``transformer.wte.weight`` (so they
-    share storage and gradients), not a copy."""
-    run = run_module(ctx, "block", "GPT", args=[_config(SMALL)], what="`GPT(config)`")
-    pair = {"lm_head.weight", "transformer.wte.weight"}
-    if not pair <= set(run.info["parameters"]):
-        raise CheckFailed("expected parameters `lm_head.weight` and `transformer.wte.weight`")
-    if any(pair <= set(group) for group in run.info["same_object"]):
+    """Tying judged by its effect, never by what the worker says about object identity (code in
+    the worker could rewrite that): the student's model is loaded three times, with the first
+    matrix under both ``transformer.wte.weight`` and ``lm_head.weight``, with the second under
+    both, and with one under each. A tied model keeps ONE of them for both uses (whichever it
+    loads last), so its logits in the mixed case equal those of one of the pure cases; an untied
+    model uses both and matches neither. The comparison is with the student's own model, so a
+    bug elsewhere in the forward pass does not count as untied. That the tied matrix's gradient
+    is the sum of both uses is judged by ``gpt_gradients``, against the trusted side's values."""
+    params, w2 = _tying_inputs(ctx)
+    w1 = params["transformer.wte.weight"]
+    inp = _gpt_inputs(ctx)
+    logits = {}
+    for case, (wte, head) in {"first": (w1, w1), "second": (w2, w2), "mixed": (w1, w2)}.items():
+        run = run_module(ctx, "block", "GPT", args=[_config(SMALL)], dtype="float64",
+                         params={**params, "transformer.wte.weight": wte, "lm_head.weight": head},
+                         tensors=inp, calls=[call_spec(T("idx"), T("targets"))],
+                         what="`GPT(config)(idx, targets)`")
+        logits[case] = _logits_of(run.calls[0].output)
+        assert_shape(logits[case], (2, 11, SMALL["vocab_size"]), "the logits")
+    from grader.tolerance import within
+
+    tol = {"atol": F64_ATOL, "rtol": F64_RTOL}
+    if within(logits["first"], logits["second"], **tol):
+        raise CheckFailed("your model's logits do not depend on the token embedding/lm_head "
+                          "matrix at all, so whether it is tied cannot be seen")
+    if any(within(logits["mixed"], logits[c], **tol) for c in ("first", "second")):
         return ok()
-    if any(pair <= set(group) for group in run.info["same_storage"]):
-        raise CheckFailed("lm_head.weight and transformer.wte.weight share storage but are two "
-                          "Parameter objects: gradients and optimizer updates are not shared",
-                          hint="Tie them with `self.lm_head.weight = self.transformer.wte.weight`.")
-    raise CheckFailed("lm_head.weight is a separate tensor from transformer.wte.weight (copied, "
-                      "not tied)",
-                      hint="Tie them with `self.lm_head.weight = self.transformer.wte.weight`.",
-                      **likely("untied_embeddings"))
+    raise CheckFailed(
+        "with different matrices loaded under transformer.wte.weight and lm_head.weight, your "
+        "model's logits equal neither those with the first matrix in both places nor those with "
+        "the second: it uses two separate matrices, not one tied Parameter",
+        hint=mistake("untied_embeddings").hint, **likely("untied_embeddings"))
 
 
 @check("gpt_shapes", "GPT: logits shape, loss only with targets, T <= block_size", 1,
@@ -346,3 +459,20 @@ def gpt_shapes(ctx: Context):
                           "cross-entropy over every position)")
     require_finite(loss, "the loss")
     return ok()
+
+
+@check("gpt_too_long", "GPT: ValueError for a sequence longer than block_size", 1,
+       needs=("GPT", "GPTConfig"))
+def gpt_too_long(ctx: Context):
+    """``GPT(config)(idx)`` with ``T = block_size + 1`` raises ``ValueError`` (the stub's
+    contract: the position table has block_size rows), not an IndexError from the embedding."""
+    inp = ctx.inputs("too_long", lambda g: {"idx": torch.randint(
+        0, SMALL["vocab_size"], (1, SMALL["block_size"] + 1), generator=g)})
+    require_value_error(
+        lambda: run_module(ctx, "block", "GPT", args=[_config(SMALL)], tensors=inp,
+                           calls=[call_spec(T("idx"))]),
+        f"GPT(config)(idx) with T = {SMALL['block_size'] + 1} > block_size", "T > block_size")
+    return ok()
+
+
+from grader.checks.block import probe  # noqa: E402,F401 - the GPT probe, registered last

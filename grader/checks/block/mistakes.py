@@ -6,7 +6,6 @@ Registered in the diagnosis's catalogue when this package is imported; the engin
 
 from __future__ import annotations
 
-from grader.checks.causal_mask.mistakes import CAUSAL_ATTENTION
 from grader.diagnosis.catalogue import S41, S42, S43, Mistake, register
 
 GELU = 'self.gelu = nn.GELU(approximate="tanh")'
@@ -100,8 +99,120 @@ register(
     ),
 )
 
-# The mistakes a check compares, in the order it compares them.
-MLP = ("exact_gelu", "relu_instead_of_gelu")
-BLOCK = CAUSAL_ATTENTION + MLP + ("post_norm", "missing_residual_attn", "missing_residual_mlp")
-GPT = BLOCK + ("missing_final_layernorm", "missing_position_embeddings", "untied_embeddings")
-INIT = ("unscaled_residual_init", "default_init")
+LOSS = "loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))"
+FFN = "return self.c_proj(self.gelu(self.c_fc(x)))"
+
+
+def _eps(value: str) -> list[tuple[str, str]]:
+    # Used inside dict literals keyed by module: a student bundle keeps the keys.
+    return [("self.ln_1 = nn.LayerNorm(n_embd)", f"self.ln_1 = nn.LayerNorm(n_embd, eps={value})"),
+            ("self.ln_2 = nn.LayerNorm(n_embd)", f"self.ln_2 = nn.LayerNorm(n_embd, eps={value})"),
+            ('"ln_f": nn.LayerNorm(C),', f'"ln_f": nn.LayerNorm(C, eps={value}),')]
+
+
+register(
+    Mistake(
+        "layernorms_swapped", "the two LayerNorms are swapped (ln_2 before the attention, ln_1 "
+                              "before the MLP)",
+        "Each sub-layer has its own LayerNorm: x = x + attn(ln_1(x)), then "
+        "x = x + mlp(ln_2(x)). The names matter: GPT-2's weights for ln_1 belong to the "
+        "attention branch.",
+        f"{S42} (pre-norm blocks)",
+        plant={"block": [(ATTN_BRANCH, "x = x + self.attn(self.ln_2(x))"),
+                         (MLP_BRANCH, "x = x + self.mlp(self.ln_1(x))")]},
+    ),
+    Mistake(
+        "residual_after_norm", "the residual adds the normalised x instead of the block's input",
+        "Pre-norm normalises only the branch's input: x = x + attn(ln_1(x)). Writing "
+        "x = ln_1(x) first makes the residual stream itself normalised, losing the clean path "
+        "from input to output.",
+        f"{S42} (pre-norm vs post-norm; residual stream)",
+        plant={"block": [(ATTN_BRANCH, "x = self.ln_1(x)\n        x = x + self.attn(x)"),
+                         (MLP_BRANCH, "x = self.ln_2(x)\n        x = x + self.mlp(x)")]},
+    ),
+    Mistake(
+        "gelu_misplaced", "the GELU is applied in the wrong place in the MLP",
+        "The MLP is c_proj(gelu(c_fc(x))): expand to 4C, apply the non-linearity to the "
+        "expanded hidden layer, project back to C.",
+        f"{S42} (FFN structure: 4x expansion, GELU)",
+        plant={"block": [(FFN, "return self.c_proj(self.c_fc(self.gelu(x)))")]},
+        flavours={"after_c_proj": {"block": [
+            (FFN, "return self.gelu(self.c_proj(self.c_fc(x)))")]}},
+    ),
+    Mistake(
+        "no_activation", "the MLP has no activation (GELU) between c_fc and c_proj",
+        "Without the non-linearity, c_proj(c_fc(x)) is one linear map: apply "
+        "gelu = nn.GELU(approximate=\"tanh\") to the hidden layer, c_proj(gelu(c_fc(x))).",
+        f"{S42} (FFN structure: 4x expansion, GELU)",
+        plant={"block": [(FFN, "return self.c_proj(self.c_fc(x))")]},
+    ),
+    Mistake(
+        "positions_from_1", "the positions start at 1 instead of 0",
+        "Positions are 0 .. T-1: pos = torch.arange(T). Starting at 1 shifts every position "
+        "embedding and runs past the table at T = block_size.",
+        f"{S41} (token embedding + positional encoding = model input)",
+        plant={"block": [("pos = torch.arange(T, dtype=torch.long, device=idx.device)",
+                          "pos = torch.arange(1, T + 1, dtype=torch.long, device=idx.device)")]},
+    ),
+    Mistake(
+        "embedding_scaled", "the token embeddings are multiplied by sqrt(n_embd)",
+        "GPT-2 adds the token and position embeddings as they are: wte(idx) + wpe(pos). The "
+        "sqrt(d_model) factor belongs to the original Transformer's sinusoidal setup, not here.",
+        f"{S41} (token embedding + positional encoding = model input)",
+        plant={"block": [("x = self.transformer.wte(idx) + self.transformer.wpe(pos)",
+                          "x = self.transformer.wte(idx) * math.sqrt(self.config.n_embd) + "
+                          "self.transformer.wpe(pos)")]},
+    ),
+    Mistake(
+        "layernorm_eps", "the LayerNorms use another eps than PyTorch's default 1e-5",
+        "GPT-2's LayerNorm uses eps = 1e-5, nn.LayerNorm's default: keep nn.LayerNorm(n_embd) "
+        "(or eps=1e-5 in your own LayerNorm). Another eps changes the output wherever the "
+        "variance is small.",
+        f"{S42} (layer normalisation)",
+        plant={"block": _eps("1e-6")},
+        flavours={"1e-12": {"block": _eps("1e-12")}, "1e-3": {"block": _eps("1e-3")}},
+    ),
+    Mistake(
+        "eval_dropout", "the forward pass is random in eval mode (dropout that ignores "
+                        "model.eval())",
+        "The graded modules have no dropout; if you add one, use nn.Dropout modules (which "
+        "model.eval() turns off), never F.dropout(x, p) without training=self.training. Two "
+        "calls on the same input in eval mode must give the same output.",
+        f"{S43} (train vs eval mode)",
+    ),
+    Mistake(
+        "targets_shifted_twice", "the loss shifts the targets again (they are already the next "
+                                 "tokens)",
+        "targets[b, t] is already the token that follows idx[b, t]: compare every position, "
+        "F.cross_entropy(logits.view(-1, V), targets.view(-1)), without dropping the last logit "
+        "or the first target.",
+        f"{S43} (next-token prediction loss)",
+        plant={"block": [(LOSS, "loss = F.cross_entropy(logits[:, :-1].reshape(-1, "
+                                "logits.size(-1)), targets[:, 1:].reshape(-1))")]},
+    ),
+    Mistake(
+        "loss_summed", "the loss is summed over the positions instead of averaged",
+        "The loss is the MEAN cross-entropy over every position (F.cross_entropy's default "
+        "reduction): a sum grows with B*T and changes the learning rate's meaning.",
+        f"{S43} (next-token prediction loss)",
+        plant={"block": [(LOSS, LOSS[:-1] + ', reduction="sum")')]},
+    ),
+    Mistake(
+        "embedding_init_missing", "the embeddings keep PyTorch's N(0, 1) initialisation",
+        "Initialise nn.Embedding weights like the linears, normal with std 0.02 (the position "
+        "embedding wpe too; wte is tied to lm_head). PyTorch's default N(0, 1) is 50 times "
+        "larger.",
+        f"{S43} (weight initialization)",
+        plant={"block": [("elif isinstance(module, nn.Embedding):",
+                          "elif isinstance(module, type(None)):")]},
+    ),
+    Mistake(
+        "residual_init_without_2", "the residual projections use 0.02/sqrt(n_layer) (the factor "
+                                   "2 is missing)",
+        "Each block adds TWO contributions to the residual stream (attention and MLP), so the "
+        "c_proj weights get std 0.02/sqrt(2 * n_layer).",
+        f"{S43} (weight initialization: scaled residual projections)",
+        plant={"block": [("std=0.02 / math.sqrt(2 * config.n_layer)",
+                          "std=0.02 / math.sqrt(config.n_layer)")]},
+    ),
+)

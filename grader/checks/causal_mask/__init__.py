@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from grader.checks.base import Assignment, CheckFailed, Context, ok
-from grader.checks.causal_mask import mistakes as catalogue
+from grader.checks.causal_mask import mistakes  # noqa: F401 - registers the mistakes
 from grader.checks.common import (
     F64_ATOL,
     F64_RTOL,
@@ -15,12 +15,13 @@ from grader.checks.common import (
     random_parameters,
     require_finite,
     require_parameters,
+    require_value_error,
     shapes_of,
     small_heatmap,
 )
-from grader.checks.compare import assert_close, assert_shape
-from grader.checks.harness import T, call_function, call_spec, run_module, seeded
-from grader.diagnosis import Diagnosis, jointly
+from grader.checks.compare import assert_close, assert_shape, diagnosed
+from grader.checks.harness import T, call_function, call_spec, run_module
+from grader.diagnosis import Diagnosis, affecting, jointly, likely, mistake
 
 ASSIGNMENT = Assignment(
     "causal_mask", "The causal mask and causal self-attention",
@@ -47,61 +48,77 @@ def mask_table(ctx: Context):
         if mask.dtype != torch.bool:
             raise CheckFailed(f"causal_mask({t_q}, {t_k}) has dtype {mask.dtype}, expected "
                               "torch.bool (True = may attend)",
-                              hint="Return a boolean tensor, e.g. from torch.tril(...).bool() or "
-                                   "a comparison of position indices.")
+                              hint=mistake("mask_not_bool").hint, **likely("mask_not_bool"))
         assert_shape(mask, expected.shape, f"causal_mask({t_q}, {t_k})")
         masks[f"{t_q}x{t_k}"], tables[f"{t_q}x{t_k}"] = mask, expected
     # The diagnosis compares every case at once: one case alone can fit several mistakes.
     diagnosis = Diagnosis(ctx, "mask_table", lambda ref: {
         f"{t_q}x{t_k}": ref.causal_mask(t_q, t_k) for t_q, t_k in MASK_CASES},
-        catalogue.CAUSAL_MASK)
+        affecting("causal_mask"))
     for (t_q, t_k), mask, expected in zip(MASK_CASES, masks.values(), tables.values(),
                                           strict=True):
         if not torch.equal(mask, expected):
             wrong = (mask != expected).nonzero().tolist()
             inverted = torch.equal(mask, ~expected)
-            raise CheckFailed(
+            failure = CheckFailed(
                 f"causal_mask({t_q}, {t_k}) is wrong at {len(wrong)} position(s), first at "
                 f"(query {wrong[0][0]}, key {wrong[0][1]})"
                 + ("; it is exactly inverted (True must mean 'may attend')" if inverted else ""),
                 hint="Query i sits at position t_k - t_q + i and may attend keys 0..that "
                      "position, itself included.",
-                actual=small_heatmap(mask.double()), expected=small_heatmap(expected.double()),
-                **diagnosis.details(masks, tables, atol=0.0, rtol=0.0))
+                actual=small_heatmap(mask.double()), expected=small_heatmap(expected.double()))
+            raise diagnosed(failure, diagnosis.details(masks, tables, atol=0.0, rtol=0.0))
     return ok(cases=len(MASK_CASES))
+
+
+@check("mask_errors", "causal_mask: ValueError for more queries than keys", 1, needs=(MASK,))
+def mask_errors(ctx: Context):
+    """``causal_mask(t_q, t_k)`` raises ``ValueError`` for ``t_q > t_k`` (the queries are the
+    last keys, so there cannot be more of them) and for sizes below 1, as the stub promises."""
+    for t_q, t_k in ((5, 3), (2, 1), (0, 4)):
+        require_value_error(
+            lambda t_q=t_q, t_k=t_k: call_function(ctx, "causal_mask", MASK, args=[t_q, t_k],
+                                                   tensors={}),
+            f"causal_mask({t_q}, {t_k})", "t_q > t_k" if t_q > t_k else "a size below 1")
+    return ok(cases=3)
 
 
 # (n_embd, n_head, block_size, batch, T)
 CSA_CASES = [(32, 4, 16, 2, 7), (24, 3, 8, 1, 1), (16, 2, 6, 2, 6)]
 
 
-def _csa_params(ctx: Context, n_embd: int, n_head: int, block: int, seed: int):
-    return ctx.expected(f"csa_params/{n_embd}x{n_head}x{block}/{seed}", lambda ref:
-                        random_parameters(ref.CausalSelfAttention(n_embd, n_head, block), seed))
+def _csa_params(ctx: Context, n_embd: int, n_head: int, block: int, use: str):
+    """Random weights for a reference ``CausalSelfAttention``, drawn from the run's seed."""
+    key = f"csa_params/{n_embd}x{n_head}x{block}/{use}"
+    return ctx.expected(key, lambda ref: random_parameters(
+        ref.CausalSelfAttention(n_embd, n_head, block), ctx.seed_for(key)))
 
 
 @check("csa_shapes", "CausalSelfAttention: parameter names and output shapes", 1, needs=(CSA,))
 def csa_shapes(ctx: Context):
     """``CausalSelfAttention(n_embd, n_head, block_size)`` has ``c_attn``/``c_proj`` and maps
-    ``(B, T, C)`` to ``(B, T, C)``, including T = 1 and T = block_size."""
+    ``(B, T, C)`` to ``(B, T, C)``, including T = 1 and T = block_size.
+
+    The parameter listing is the worker's report (code in the worker could rewrite it); the
+    names are really enforced by ``csa_values``, which loads the reference's weights under them."""
     for n_embd, n_head, block, b, t in CSA_CASES:
-        x = ctx.inputs(f"csa_shapes/{n_embd}x{t}", lambda shape=(b, t, n_embd): {
-            "x": torch.randn(*shape, generator=seeded(shape[1]))})
+        x = ctx.inputs(f"csa_shapes/{n_embd}x{t}", lambda g, shape=(b, t, n_embd): {
+            "x": torch.randn(*shape, generator=g)})
         run = run_module(ctx, "causal_mask", CSA, args=[n_embd, n_head, block], tensors=x,
                          calls=[call_spec(T("x"))],
                          what=f"`{CSA}({n_embd}, {n_head}, {block})(x)`")
-        require_parameters(run, shapes_of(_csa_params(ctx, n_embd, n_head, block, 0)), CSA)
+        require_parameters(run, shapes_of(_csa_params(ctx, n_embd, n_head, block, "shapes")), CSA)
         assert_shape(run.calls[0].output.tensor(), (b, t, n_embd),
                      f"the output for x of shape {(b, t, n_embd)}")
     return ok()
 
 
 def _csa_run(ctx: Context, n_embd: int, n_head: int, block: int, b: int, t: int, grads: bool):
-    params = _csa_params(ctx, n_embd, n_head, block, seed=51)
+    params = _csa_params(ctx, n_embd, n_head, block, "values")
     key = f"csa_values/{n_embd}x{n_head}x{block}x{b}x{t}"
-    inp = ctx.inputs(key, lambda: {
-        "x": torch.randn(b, t, n_embd, generator=seeded(52), dtype=torch.float64),
-        "g": torch.randn(b, t, n_embd, generator=seeded(53), dtype=torch.float64)})
+    inp = ctx.inputs(key, lambda g: {
+        "x": torch.randn(b, t, n_embd, generator=g, dtype=torch.float64),
+        "g": torch.randn(b, t, n_embd, generator=g, dtype=torch.float64)})
 
     def reference(ref):
         return forward_backward(ref.CausalSelfAttention(n_embd, n_head, block), params, inp)
@@ -113,7 +130,8 @@ def _csa_run(ctx: Context, n_embd: int, n_head: int, block: int, b: int, t: int,
                                       grad_outputs={"out": "g"} if grads else None,
                                       param_grads=grads)],
                      what=f"`{CSA}`")
-    return run.calls[0], exp, Diagnosis(ctx, key, reference, catalogue.CAUSAL_ATTENTION)
+    return run.calls[0], exp, Diagnosis(ctx, key, reference,
+                                        affecting("attention", "causal_mask"))
 
 
 @check("csa_values", "CausalSelfAttention: output equals the reference with the same weights", 3,
@@ -144,7 +162,7 @@ def csa_causality(ctx: Context):
     """Changing the tokens after position t leaves the outputs at positions 0..t unchanged
     (the student's own freshly initialised module, float64)."""
     n_embd, n_head, block, t = 32, 4, 16, 10
-    inp = ctx.inputs("csa_causality", lambda: _perturbed_inputs(n_embd, t))
+    inp = ctx.inputs("csa_causality", lambda g: _perturbed_inputs(g, n_embd, t))
     calls = [call_spec(T("x"))] + [call_spec(T(f"x{cut}")) for cut in CUTS]
     run = run_module(ctx, "causal_mask", CSA, args=[n_embd, n_head, block], dtype="float64",
                      tensors=inp, calls=calls, seed=7, what=f"`{CSA}`")
@@ -168,8 +186,7 @@ def csa_causality(ctx: Context):
 CUTS = [0, 3, 8]
 
 
-def _perturbed_inputs(n_embd: int, t: int) -> dict[str, torch.Tensor]:
-    g = seeded(61)
+def _perturbed_inputs(g: torch.Generator, n_embd: int, t: int) -> dict[str, torch.Tensor]:
     x = torch.randn(1, t, n_embd, generator=g, dtype=torch.float64)
     out = {"x": x}
     for cut in CUTS:
@@ -185,9 +202,9 @@ def csa_no_nan(ctx: Context):
     for large inputs in float32 (where a finite fill like -1e4 or a mask after the softmax
     breaks)."""
     n_embd, n_head, block = 16, 2, 8
-    inp = ctx.inputs("csa_no_nan", lambda: {
-        "x1": torch.randn(2, 1, n_embd, generator=seeded(71)),
-        "xbig": torch.randn(2, 8, n_embd, generator=seeded(72)) * 30})
+    inp = ctx.inputs("csa_no_nan", lambda g: {
+        "x1": torch.randn(2, 1, n_embd, generator=g),
+        "xbig": torch.randn(2, 8, n_embd, generator=g) * 30})
     run = run_module(ctx, "causal_mask", CSA, args=[n_embd, n_head, block], tensors=inp,
                      calls=[call_spec(T("x1")), call_spec(T("xbig"))], seed=3,
                      what=f"`{CSA}`")

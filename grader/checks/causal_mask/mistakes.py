@@ -6,7 +6,6 @@ Registered in the diagnosis's catalogue when this package is imported; the engin
 
 from __future__ import annotations
 
-from grader.checks.attention.mistakes import MULTI_HEAD
 from grader.diagnosis.catalogue import Q3, Mistake, register
 
 TRIL = ".tril(diagonal=offset)"
@@ -60,7 +59,21 @@ register(
     ),
 )
 
-# The mistakes a check compares, in the order it compares them.
-CAUSAL_MASK = ("mask_excludes_diagonal", "mask_includes_future", "mask_ignores_offset",
-               "mask_inverted", "mask_upper_triangle")
-CAUSAL_ATTENTION = MULTI_HEAD + CAUSAL_MASK + ("mask_not_applied",)
+register(
+    Mistake(
+        "mask_offset_wrong_sign", "the causal mask shifts the diagonal the wrong way when "
+                                  "t_q < t_k",
+        "The queries are the LAST t_q of t_k positions, so the diagonal moves RIGHT by "
+        "t_k - t_q (tril(diagonal=t_k - t_q)), letting the new queries see the cached keys. "
+        + MASK_HINT,
+        f"{Q3}; day30-capstone-and-checkpoint.md Q4 (KV cache)",
+        plant={"causal_mask": [(TRIL, ".tril(diagonal=-offset)")]},
+    ),
+    Mistake(
+        "mask_not_bool", "the causal mask is not a bool tensor",
+        "Return a torch.bool mask (True = may attend): masked_fill(~mask, ...) needs bools, and "
+        "a float 0/1 mask is easily added or multiplied where it should select. "
+        "torch.ones(t_q, t_k, dtype=torch.bool).tril(...) or a comparison of positions gives one.",
+        Q3,
+    ),
+)
