@@ -130,3 +130,19 @@ def test_locate_goes_two_folders_down_and_names_an_ambiguity(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert locate(empty, modules).root == empty  # discovery then says what is missing
+
+
+def test_a_helper_folder_beside_the_modules_does_not_mislead_the_search(tmp_path, capsys):
+    # Any .py counts before the checks are imported: the exact look must correct the guess.
+    (tmp_path / "zip" / "hw").mkdir(parents=True)
+    (tmp_path / "zip" / "helpers").mkdir()
+    (tmp_path / "zip" / "helpers" / "utils.py").write_text("X = 1\n")
+    shutil.copy(CORRECT / "attention.py", tmp_path / "zip" / "hw")
+    assert main(["run", str(tmp_path / "zip"), "-a", "attention", *RUN]) == 0
+    out = capsys.readouterr().out
+    assert "found them in hw/" in _flat(out) and "attention  16/16" in out
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only" / "helpers").mkdir()
+    (tmp_path / "only" / "helpers" / "utils.py").write_text("X = 1\n")
+    assert main(["run", str(tmp_path / "only"), "-a", "attention", *RUN]) == 0
+    assert "attention.py is missing" in capsys.readouterr().out
