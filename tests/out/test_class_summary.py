@@ -163,3 +163,19 @@ def test_the_page_is_deterministic(book, class_dir: Path, tmp_path: Path) -> Non
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
     assert main(["summary", str(book.path), "-o", str(tmp_path / "c"),
                  "--similarity-threshold", "0"]) == 2
+
+
+def test_a_common_exception_is_a_cluster_a_timeout_is_not() -> None:
+    from grader.model.results import Status
+
+    def raising(sid: str, status: Status) -> Student:
+        r = submission("alice")
+        c = r.assignment("attention").check("sdpa_gradients")
+        c.status, c.score, c.message = status, 0.0, "your code raised RuntimeError: shape"
+        return Student(sid, "graded", r)
+
+    s = summarise([raising("x", Status.ERROR), raising("y", Status.ERROR),
+                   raising("z", Status.TIMEOUT)])
+    assert [(c.checks, c.students) for c in s.clusters] == [(("sdpa_gradients",), ["x", "y"])]
+    assert [(o.student, o.kind) for o in s.outliers] == [("x", "error"), ("y", "error"),
+                                                        ("z", "timeout")]

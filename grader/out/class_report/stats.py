@@ -8,10 +8,12 @@ A *diagnosed mistake* is a ``likely_mistake`` named by the diagnosis on any chec
 is counted once per mistake, with the checks it showed in. An *unnamed failure* is an
 assignment of a student with failed checks of which none names a mistake; its *signature* is
 the set of those checks, and students with the same signature form a cluster (an unknown
-common bug shows up as a cluster of two or more). *Outliers*: a grading that took more than
-``slow_factor`` times the median time (and at least ``slow_min`` seconds more), a grading that
-errored as a whole or whose checks errored (other than a missing or unimportable module: that
-is the student's mistake, listed apart) or timed out. *Curves*: a check's details holding a
+common bug shows up as a cluster of two or more); checks whose code raised count as failed
+there, timeouts do not, and a module that could not be used at all is listed apart.
+*Outliers*: a grading that took more than ``slow_factor`` times the median time (and at least
+``slow_min`` seconds more), a grading that errored as a whole or whose checks errored (other
+than a missing or unimportable module: that is the student's mistake, listed apart) or timed
+out. *Curves*: a check's details holding a
 series named ``reference``/``expected`` beside the student's (``{"student": [...],
 "reference": [...]}``, or a ``curves`` figure spec): the class's series and the reference.
 """
@@ -221,7 +223,11 @@ def clusters(rows: Sequence[Student]) -> list[Cluster]:
     found: dict[tuple[str, tuple[str, ...]], Cluster] = {}
     for r in rows:
         for a in r.result.assignments:
-            failed = [c for c in a.checks if c.status is Status.FAILED]
+            if a.message:  # a missing or unimportable module: listed apart
+                continue
+            # An exception in the student's code (error) is as much a symptom as a wrong value;
+            # a timeout is left out: it says more about the machine than about the bug.
+            failed = [c for c in a.checks if c.status in (Status.FAILED, Status.ERROR)]
             if not failed or any(likely_mistake(c) for c in a.checks if c.status in BAD):
                 continue
             key = (a.name, tuple(c.id for c in failed))
