@@ -140,6 +140,10 @@ VOCABULARY: dict[str, DetailKey] = {k.name: k for k in [
         "entries": "how many entries were compared",
         "texts": "how many texts were encoded",
         "rates": "tokens per second, {yours, reference, tiktoken}",
+        "tie_effect": "what changing the tied embedding did to the logits: {rows, "
+                      "max_change_tied_rows, max_change_other_rows}",
+        "reported_num_parameters": "the number of parameters the student's model reports",
+        "length": "the cache's length at the end",
     }),
 ]}
 

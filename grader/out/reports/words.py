@@ -89,6 +89,9 @@ LABELS: dict[str, str] = {
     "entries": "Entries compared",
     "texts": "Texts encoded",
     "rates": "Tokens per second",
+    "tie_effect": "Effect of changing the tied embedding on the logits",
+    "reported_num_parameters": "Parameters your model reports",
+    "length": "Cache length at the end",
 }
 
 # Values with a unit: how the number is followed.
