@@ -90,8 +90,12 @@ def byte_alphabet() -> dict[int, str]:
 @functools.lru_cache(maxsize=1)
 def tiktoken_gpt2() -> Any:
     """tiktoken's ``gpt2`` encoding, built offline from :func:`gpt2_files`."""
-    import tiktoken
-    from tiktoken_ext.openai_public import r50k_pat_str
+    try:
+        import tiktoken
+        from tiktoken_ext.openai_public import r50k_pat_str
+    except ImportError:
+        raise CheckSkipped("tiktoken, the oracle of the GPT-2 checks, is not installed here "
+                           "(pip install tiktoken)") from None
 
     files = gpt2_files()
     back = {c: b for b, c in byte_alphabet().items()}
