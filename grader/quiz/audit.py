@@ -4,7 +4,8 @@ For every question (parameterised ones over ``seeds`` variants in each stream, p
 sheet) :func:`audit` checks that an example answer is accepted and a wrong one rejected; that no
 listed mistake is accepted, neither as given nor rounded to the precision the prompt asks for,
 and that each is named by its own feedback; that every variant has a worked solution with its
-own numbers; and that practice and sheets never share a variant. Every registered generator is
+own numbers; that every distractor has its feedback and every fixed numeric or text question a
+hint; and that practice and sheets never share a variant. Every registered generator is
 also drawn on its own, so a generator no bank uses yet is proven too. With the course-items list
 it reports coverage (see :mod:`.coverage`).
 """
@@ -73,6 +74,20 @@ def check_instance(inst: Instance, where: str) -> tuple[list[str], int]:
     return problems, proven
 
 
+def _teaching_problems(q: Question, where: str) -> list[str]:
+    """What a fixed question lacks to teach: feedback on every distractor, a hint for a second
+    try on a numeric or text question."""
+    problems = []
+    if q.kind in ("single", "multiple"):
+        bare = [c for c in q.choices if c not in q.correct and c not in q.feedback]
+        if bare:
+            problems.append(f"{where}: no feedback for the distractor(s) "
+                            + "; ".join(repr(c) for c in bare))
+    if q.kind in ("numeric", "text") and not q.hint:
+        problems.append(f"{where}: no hint for a second try")
+    return problems
+
+
 def _check_steps(inst: Instance, where: str) -> list[str]:
     if not inst.question.parameterised:
         return []
@@ -96,6 +111,7 @@ def audit(banks: list[Bank], seeds: int = 40) -> AuditReport:
         for q in bank.questions:
             if q.kind not in GRADED_KINDS:
                 continue
+            report.problems += _teaching_problems(q, f"{bank.path}:{q.line}: question '{q.id}'")
             streams = ("", AUDIT_SHEET_STREAM) if q.parameterised else ("",)
             for stream in streams:
                 for s in range(seeds if q.parameterised else 1):

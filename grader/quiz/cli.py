@@ -57,8 +57,12 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
                         "repository's quizzes/)")
     sub = parser.add_subparsers(dest="quiz_command", metavar="QUIZ_COMMAND")
 
-    p = sub.add_parser("list", parents=[common], help="list the banks, or one bank's questions")
-    p.add_argument("bank", nargs="?", metavar="BANK")
+    p = sub.add_parser("list", parents=[common], help="list the banks, or one bank's questions",
+                       description="Without BANK: every bank with its number of questions and "
+                       "its title. With BANK (a name from that list, e.g. gpt-from-scratch): "
+                       "its questions.")
+    p.add_argument("bank", nargs="?", metavar="BANK",
+                   help="a bank's name, as `grader quiz list` prints it (the YAML file's name)")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("check", parents=[common], help="prove every bank sound over many seeds "
@@ -88,8 +92,12 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, metavar="S", help="seed the choice of questions")
     p.set_defaults(func=cmd_practice)
 
-    p = sub.add_parser("take", parents=[common], help="write a blank answer sheet")
-    p.add_argument("banks", nargs="+", metavar="BANK")
+    p = sub.add_parser("take", parents=[common], help="write a blank answer sheet",
+                       description="Write a blank answer sheet with your own variants of the "
+                       "questions of one or more banks (names as `grader quiz list` prints "
+                       "them, e.g. gpt-from-scratch); fill it in, then `grader quiz grade` it.")
+    p.add_argument("banks", nargs="+", metavar="BANK",
+                   help="the banks' names, as `grader quiz list` prints them")
     p.add_argument("--out", required=True, metavar="PATH", help="the sheet to write (YAML)")
     p.add_argument("--learner", metavar="NAME")
     p.add_argument("--attempt", type=int, default=1, metavar="N", help="attempt number "

@@ -390,3 +390,17 @@ def test_example_and_wrong_answers_still_hold_for_the_new_questions():
         inst = fixed(q.id)
         assert check_answer(inst, example_answer(inst)).correct, q.id
         assert check_answer(inst, wrong_answer(inst)).status == "wrong", q.id
+
+
+def test_quiz_check_requires_distractor_feedback_and_hints(tmp_path, capsys):
+    for f in QUIZZES.glob("*.yaml"):
+        (tmp_path / f.name).write_text(f.read_text())
+    bank = tmp_path / "gpt-from-scratch.yaml"
+    text = bank.read_text()
+    text = re.sub(r'\n      "Q and K share one projection matrix": "[^"]*"', "", text, count=1)
+    text = re.sub(r'\n    hint: "The FFN expands the width by a factor of 4."', "", text, count=1)
+    bank.write_text(text)
+    assert main(["check", "--quizzes", str(tmp_path), "--seeds", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "question 'tying-what': no feedback for the distractor(s) 'Q and K share" in err
+    assert "question 'ffn-hidden': no hint for a second try" in err
