@@ -144,6 +144,8 @@ def unreadable_message(given: str, reason: str, inst: Instance | None = None) ->
         if inst.kind == "multiple":
             how = "the letters of all correct choices, e.g. a, c"
         return f"Could not read your answer {given!r}: {reason}. Answer with {how}."
+    if inst is not None and inst.kind == "text":
+        return f"Could not read your answer {given!r}: {reason}. Write a short answer."
     return f"Could not read your answer {given!r}: {reason}. Write a number such as {FORMS_HELP}."
 
 

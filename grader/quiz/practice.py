@@ -137,8 +137,14 @@ def _ask(io: _IO, inst: Instance) -> _Outcome | str | None:
         if line is None or line.strip().lower() in QUIT:
             return None
         text = line.strip()
-        if text.lower() in NEW and inst.question.parameterised:
-            return "new"
+        if text.lower() in NEW:
+            if inst.question.parameterised:
+                return "new"
+            io.write("This question has no other numbers: answer it, or 'skip'.")
+            continue
+        if not text:
+            io.write("Type an answer, or 'skip'.")
+            continue
         if text.lower() in SKIP:
             io.write(f"{io.bad} Skipped. The answer is {inst.display}.")
             _reveal(io, inst)

@@ -28,7 +28,7 @@ def how_to_answer(inst: Instance) -> str:
         return base
     if p.kind == "exact":
         if inst.unit == "count":
-            return "the exact count, every digit: 124,439,808, not 124.4M"
+            return "the exact count, every digit (1,024, not 1K)"
         return f"{base}: the exact value"
     return f"{base}, {p.phrase(inst.unit)}"
 
@@ -39,22 +39,24 @@ def worked_solution(inst: Instance) -> list[str]:
 
 
 def render_progress(rows, learner: str, answered: int, now: float) -> str:
-    """The ``quiz progress`` table: one line per concept, weakest first."""
+    """The ``quiz progress`` table: one line per concept, the practised ones first, weakest
+    first."""
     if not answered:
         return (f"No practice yet for {learner}. Start with: grader quiz practice")
     width = max(len(r.tag) for r in rows)
     lines = [f"Progress of {learner}: {answered} answers. Mastery is the recent credit over a "
              "concept's questions (unanswered count as 0).",
              f"{'concept':<{width}}  {'mastery':<17}  seen       due  next review"]
-    for r in sorted(rows, key=lambda r: (r.mastery, r.tag)):
+    for r in sorted(rows, key=lambda r: (r.seen == 0, r.mastery, r.tag)):  # practised first
         bar = "#" * round(10 * r.mastery) + "." * (10 - round(10 * r.mastery))
         if r.next_due is None:
             when = "-"
         elif r.next_due <= now:
             when = "now"
         else:
-            days = (r.next_due - now) / 86400
-            when = f"in {days:.0f} day{'s' if round(days) != 1 else ''}" if days >= 1 else "today"
+            hours = (r.next_due - now) / 3600
+            days = round(hours / 24)
+            when = f"in {hours:.0f} h" if hours < 36 else f"in {days} days"
         lines.append(f"{r.tag:<{width}}  {bar} {r.mastery:>5.0%}  {r.seen:>3}/{r.questions:<3}"
                      f"  {r.due:>4}  {when}")
     due = sum(r.due for r in rows)
