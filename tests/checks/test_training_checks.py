@@ -33,7 +33,8 @@ SETTINGS = WorkerSettings(threads=1, call_timeout=60.0, total_timeout=300.0)
 # One reference for the whole file: its probe runs are computed once per seed, as a batch would.
 SOURCE = LiveReference()
 CHECKS = {c.id: c for c in T.ASSIGNMENT.checks}
-NON_PROBE = [c for c in CHECKS if c not in ("convergence_probe", "gpt_probe")]
+NON_PROBE = [c for c in CHECKS if c != "convergence_probe"]
+LOOP_CHECKS = {c for c in CHECKS if c.startswith("loop_")}
 
 
 def _plant(tmp_path: Path, name: str, edits: list[tuple[str, str]],
@@ -77,8 +78,6 @@ def test_correct_example_gets_full_marks():
     assert result.score == result.max_score == T.ASSIGNMENT.max_score
     probe = next(c for _, c in result.all_checks() if c.id == "convergence_probe")
     assert probe.details["curves"]["student"] and probe.details["curves"]["reference"]
-    gpt = next(c for _, c in result.all_checks() if c.id == "gpt_probe")
-    assert "ln V" in gpt.message and gpt.details["first_loss"] > 0
 
 
 OTHER_STYLE = [
@@ -136,20 +135,17 @@ BUGS = {
                         "optimizer = torch.optim.SGD(model.parameters(), lr=config.max_lr, "
                         "momentum=0.9,\n                                  ")],
                       {"loop_optimizer"}, "AdamW"),
-    "losses_as_tensors": ([('metrics["train_losses"].append(loss.item())',
-                            'metrics["train_losses"].append(loss.detach())')],
-                          {"loop_metrics"}, "tensor"),
-    "eval_with_grad": ([("@torch.no_grad()\n", "")], {"loop_evaluation"}, "no_grad"),
     "eval_stays_in_eval_mode": ([("    model.train()\n    return sum", "    return sum")],
                                 {"loop_evaluation"}, "model.train()"),
     "eval_on_train_data": ([("estimate_loss(model, val_data, config)",
                              "estimate_loss(model, train_data, config)")],
-                           {"loop_evaluation"}, "training data"),
-    "batch_int32": ([("    return x.to(device), y.to(device)",
-                      "    return x.to(device).int(), y.to(device)")], {"batch_shapes"}, "int64"),
+                           {"loop_evaluation"}, "train_data"),
     "clip_wrong_max_norm": ([("model.parameters(), config.grad_clip)\n        optimizer",
                               "model.parameters(), 1.0)\n        optimizer")],
-                            {"loop_clipping"}, "max_norm=1"),
+                            {"loop_clipping"}, "1.0"),
+    "batch_shapes_swapped": ([("    return x.to(device), y.to(device)",
+                               "    return x.to(device).t(), y.to(device).t()")],
+                             {"batch_shapes", "batch_targets", "batch_spread"}, "shape"),
 }
 
 
@@ -158,9 +154,10 @@ BUGS = {
 # checks, and each failing check must name its own bug.
 GROUPS = {
     "a": ["lr_step0_is_zero", "batch_last_start_missing", "post_clip_norm_recorded",
-          "losses_as_tensors", "eval_with_grad", "lr_not_applied"],
-    "b": ["lr_decays_to_zero", "batch_ignores_generator", "batch_int32", "clip_wrong_max_norm",
+          "lr_not_applied"],
+    "b": ["lr_decays_to_zero", "batch_ignores_generator", "clip_wrong_max_norm",
           "eval_stays_in_eval_mode"],
+    "d": ["batch_shapes_swapped"],
     "c": ["batch_skewed_to_start", "sgd_optimizer", "eval_on_train_data"],
 }
 
@@ -195,17 +192,19 @@ def test_planted_bugs_fail_their_checks(tmp_path, group):
 LOOP_BUGS = {
     "no_zero_grad": ([("        optimizer.zero_grad(set_to_none=True)\n", "")],
                      {"loop_zero_grad"}, "accumulate"),
+    # Not a planted mistake: no trusted run explains the parameters, so no loop property
+    # can be confirmed and every loop check fails.
     "lr_100x": ([('group["lr"] = lr\n', 'group["lr"] = lr * 100\n')],
-                {"loop_optimizer"}, "too high"),
+                LOOP_CHECKS, "too high"),
     "no_optimizer_step": ([("        optimizer.step()\n", "")],
-                          {"loop_optimizer", "loop_clipping"}, "never changed"),
+                          {"loop_optimizer"}, "never changed"),
     "clip_before_backward": ([("set_to_none=True)\n",
                                "set_to_none=True)\n        norm = torch.nn.utils.clip_grad_norm_("
                                "model.parameters(), config.grad_clip)\n"),
                               ("        norm = torch.nn.utils.clip_grad_norm_(model.parameters(),"
                                " config.grad_clip)\n        optimizer.step()",
                                "        optimizer.step()")],
-                             {"loop_clipping", "loop_grad_norms"}, "before"),
+                             {"loop_clipping"}, None),  # the probe still learns
     "labels_not_shifted": ([("y = torch.stack([data[i + 1:i + 1 + block_size] for i in",
                              "y = torch.stack([data[i:i + block_size] for i in")],
                            {"batch_targets"}, "shifted"),
@@ -225,8 +224,12 @@ def test_loop_bug_fails_instrumented_checks_and_probe(tmp_path, name):
     assert _failing(results) == expected, {i: r.message for i, r in results.items()
                                            if r.status is not Status.PASSED}
     for seed, v in zip(PROBE_SEEDS, verdicts, strict=True):
-        assert not v.passed, (name, seed, v.message)
-        assert words in v.hint, (name, seed, v.hint)
+        if words is not None:
+            assert not v.passed, (name, seed, v.message)
+            assert words in v.hint, (name, seed, v.hint)
+    for i in expected & LOOP_CHECKS:  # the catalogue's id, where a mistake is named
+        named = results[i].details.get("likely_mistake")
+        assert named or name == "lr_100x", (name, i, results[i].message)
 
 
 def test_probe_passes_correct_loops_on_several_seeds(tmp_path):
@@ -244,20 +247,29 @@ def test_probe_passes_correct_loops_on_several_seeds(tmp_path):
 
 
 def test_gpt_probe_fails_a_gpt_that_cannot_train(tmp_path):
+    """The GPT probe grades block.py, so it belongs to the block assignment."""
+    from grader.checks import ASSIGNMENTS
+
     folder = _plant(tmp_path, "gpt", [("        x = x + self.attn(self.ln_1(x))\n",
                                        "        x = self.attn(self.ln_1(x))\n")], module="block")
-    results = _run(folder, ["gpt_probe"])
-    r = results["gpt_probe"]
+    check = next(c for c in ASSIGNMENTS["block"].checks if c.id == "gpt_probe")
+    with WorkerClient(folder, SETTINGS) as worker:
+        r = run_check(check, Context(assignment="block", worker=worker, source=SOURCE),
+                      check.points)
     assert r.status is Status.FAILED, r.message
     assert "above the reference" in r.message and "ln V" in r.message
 
 
-def test_missing_block_module_is_reported_not_crashed(tmp_path):
-    folder = tmp_path / "noblock"
-    folder.mkdir()
-    shutil.copyfile(CORRECT / "training.py", folder / "training.py")
-    r = _run(folder, ["gpt_probe"])["gpt_probe"]
-    assert r.status is Status.ERROR and "block.py" in r.message
+def test_points_possible_do_not_depend_on_other_files(tmp_path):
+    """training.py alone, or with block.py: the same points possible for training."""
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copyfile(CORRECT / "training.py", alone / "training.py")
+    results = [grade(folder, GradeOptions(assignments=["training"], worker=SETTINGS,
+                                          source=SOURCE, include_hidden=False))
+               for folder in (alone, CORRECT)]
+    assert results[0].max_score == results[1].max_score
+    assert "gpt_probe" not in {c.id for _, c in results[0].all_checks()}
 
 
 # ------------------------------------------------------------------- the stub and the example

@@ -184,7 +184,7 @@ def loop_evaluation(ctx: Context):
                                      for g, w in zip(got, want, strict=True)):
         return ok(evaluations=len(want))
     if not v.mistakes:  # also accepted: the evaluation after the step's update
-        after = replay(ctx, run, ("eval_after_step",)).metrics["val_losses"]
+        after = replay(ctx, run, v.styles + ("eval_after_step",)).metrics["val_losses"]
         if len(got) == len(after) and all(near(g, w, METRIC_RTOL, METRIC_ATOL)
                                           for g, w in zip(got, after, strict=True)):
             return ok(evaluations=len(after))

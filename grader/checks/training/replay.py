@@ -89,6 +89,7 @@ class Verdict:
     compared: int
     nearest: tuple[str, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
+    styles: tuple[str, ...] = ()  # the accepted style the loop is written in, if any
 
     def has(self, *ids: str) -> list[str]:
         """The mistakes of ``ids`` this verdict names (all of them when unexplained)."""
@@ -280,7 +281,7 @@ def _verdict(ctx: Context) -> Verdict:
         r = replay(ctx, run, style)
         compared += 1
         if state_matches(run.state, r, initial):
-            return Verdict((), r, compared)
+            return Verdict((), r, compared, styles=style)
     if not run.state:
         return Verdict(None, None, compared, details={"diagnosis": "train returned no model"})
     singles = _variants()
