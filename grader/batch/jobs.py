@@ -15,6 +15,7 @@ import hashlib
 import io
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -145,13 +146,14 @@ class CancelScope:
             self._clients.discard(client)
 
     def cancel(self) -> None:
-        """Stop every running job's worker now (its sandbox, cgroup and files go with it)."""
+        """Stop every running job's worker now; each job's thread then removes its sandbox,
+        cgroup and files."""
         self.cancelled.set()
         with self._lock:
             clients = list(self._clients)
         for c in clients:
             try:
-                c.close()
+                c.abort()
             except Exception:  # noqa: BLE001 - best effort while stopping
                 pass
 
@@ -182,6 +184,18 @@ def _client_class():
                 try:
                     (self.pid_dir / str(proc.pid)).write_text(str(self.slot))
                 except OSError:
+                    pass
+
+        def abort(self) -> None:
+            """Stop the running worker from another thread: kill its process group only. The
+            thread waiting on it then sees the end of its output at once (closing the pipes
+            here would leave that thread waiting on a closed descriptor until its timeout) and
+            cleans up itself; :meth:`launch` refuses to start another."""
+            proc = getattr(self, "_proc", None)
+            if proc is not None and proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
                     pass
 
         def _stop(self) -> None:
@@ -315,7 +329,7 @@ class _Expiry:
         self.expired.set()
         if self.client is not None:
             try:
-                self.client.close()
+                self.client.abort()
             except Exception:  # noqa: BLE001 - best effort
                 pass
 
@@ -357,6 +371,8 @@ def _run_job(job: Job, scope: CancelScope, pid_dir: Path | None, expiry: _Expiry
             return Outcome(job.key, job.student_id, "cancelled", None, "the batch was stopped")
         result.submission = job.student_id
         result.environment = {**result.environment, "batch_host": host}
+        if expiry.expired.is_set():
+            _mark_expired(result, expiry.limit)
         return Outcome(job.key, job.student_id, "graded", result.to_dict(), "", started,
                        time.monotonic() - t0, host)
     except Exception as exc:  # noqa: BLE001 - every failure is a recorded result
@@ -368,6 +384,20 @@ def _run_job(job: Job, scope: CancelScope, pid_dir: Path | None, expiry: _Expiry
     finally:
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _mark_expired(result: Any, limit: float) -> None:
+    """The checks the job's time limit cut short say so (not "killed by SIGKILL")."""
+    from grader.model.results import Status
+
+    why = f"the submission used up the whole job's time limit of {limit:.0f} s; its worker was " \
+          "stopped"
+    for a in result.assignments:
+        cut = [c for c in a.checks if c.status in (Status.ERROR, Status.TIMEOUT)]
+        for c in cut:
+            c.status, c.message, c.score = Status.TIMEOUT, why, 0.0
+        if cut and a.message:
+            a.message = why
 
 
 def _is_grader_problem(exc: BaseException) -> bool:
