@@ -306,6 +306,9 @@ def cmd_take(args) -> int:
         _err(exc.args[0])
         return 2
     learner = _learner(args)
+    if not args.sheet_id.strip() or any(ch.isspace() for ch in args.sheet_id):
+        _err(f"--sheet-id must be one word (letters, digits, '-'), not {args.sheet_id!r}")
+        return 2
     path = write_sheet(args.out, chosen, learner, args.attempt, args.sheet_id)
     n = sum(1 for b in chosen for q in b.questions if q.kind in GRADED_KINDS)
     print(f"Wrote {path}: {n} questions for {learner}, attempt {args.attempt} (sheet "

@@ -56,7 +56,7 @@ def power_law_ratio(rng: random.Random, opts: dict) -> Generated:
     """By what factor a power law L = a·X^(−α) lowers the loss when X grows by a factor k
     (``alpha`` option: a fixed exponent such as Kaplan's 0.076, or 0 to draw one)."""
     alpha = float(opts["alpha"]) or rng.choice([0.05, 0.07, 0.076, 0.095, 0.1, 0.2, 0.3, 0.5])
-    factor = rng.choice([2, 4, 8, 10, 16, 100, 1000])
+    factor = rng.choice([2, 3, 4, 5, 8, 10, 16, 20, 32, 50, 100, 1000])
     quantity = str(opts["quantity"])
     symbol = "C" if quantity == "compute" else "N"
     value = factor ** (-alpha)
