@@ -1,0 +1,42 @@
+"""The batch's progress: one plain line per submission off a terminal, a live display on one,
+and the final table either way."""
+
+from __future__ import annotations
+
+import io
+
+from grader.batch.progress import Progress, Tally
+
+
+def test_plain_lines_and_table():
+    out = io.StringIO()
+    p = Progress(2, out, live=False)
+    p.finished("alice", "16/16  (1.0 s)", False)
+    p.finished("bob", "ERROR  the submission folder is empty", True)
+    p.table(Tally(total=2, graded=1, errors=1, skipped=3), title="Batch c")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "[1/2] alice  16/16  (1.0 s)"
+    assert lines[1] == "[2/2] bob  ERROR  the submission folder is empty"
+    assert lines[2].startswith("Batch c: 1 graded, 1 errors, 0 timeouts, 3 skipped")
+    assert "wall time" in lines[2]
+
+
+def test_live_display_names_failures_and_draws_the_table():
+    out = io.StringIO()
+    p = Progress(2, out, live=True)
+    p.finished("alice", "16/16", False)
+    p.finished("bob", "ERROR  crashed", True)
+    p.close()
+    p.table(Tally(total=2, graded=1, errors=1))
+    text = out.getvalue()
+    assert "bob: ERROR  crashed" in text and "alice" not in text.split("bob")[0]
+    assert "2/2" in text and "1 failed" in text
+    assert "skipped (already graded)" in text and "wall time" in text
+
+
+def test_quiet_prints_nothing():
+    out = io.StringIO()
+    p = Progress(1, out, quiet=True)
+    p.finished("alice", "16/16", False)
+    p.table(Tally(total=1, graded=1))
+    assert out.getvalue() == ""
