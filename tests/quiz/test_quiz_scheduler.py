@@ -123,3 +123,27 @@ def test_store_default_path(monkeypatch, tmp_path):
     monkeypatch.setenv("GRADER_QUIZ_STORE", str(tmp_path / "x.sqlite"))
     assert default_store_path() == tmp_path / "x.sqlite"
     assert default_store_path("given.sqlite").name == "given.sqlite"
+
+
+def test_an_old_history_gains_the_quality_and_credit_columns(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE attempts (id INTEGER PRIMARY KEY AUTOINCREMENT, learner TEXT NOT NULL,
+          bank TEXT NOT NULL, question_id TEXT NOT NULL, attempt INTEGER NOT NULL,
+          seed INTEGER NOT NULL, tags TEXT NOT NULL, answer TEXT NOT NULL,
+          correct INTEGER NOT NULL, at REAL NOT NULL);
+        INSERT INTO attempts (learner, bank, question_id, attempt, seed, tags, answer, correct, at)
+          VALUES ('ann', 'b', 'q1', 1, 5, '["t"]', '42', 1, 10.0);
+    """)
+    db.commit()
+    db.close()
+    with Store(path) as store:
+        (old,) = store.history("ann")
+        assert old.quality is None and old.grade == 4 and old.score == 1.0
+        new = store.record("ann", "b", "q1", 2, 6, ["t"], "41", False, at=20.0, quality=1,
+                           credit=0.5)
+        assert (new.quality, new.credit) == (1, 0.5)
+        assert [a.grade for a in store.history("ann")] == [4, 1]

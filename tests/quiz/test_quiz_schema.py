@@ -314,3 +314,87 @@ def test_quiz_check_reports_a_question_whose_own_answer_fails(tmp_path, capsys):
 def test_quiz_check_on_a_missing_directory(tmp_path, capsys):
     assert main(["check", "--quizzes", str(tmp_path / "nope")]) == 1
     assert "no quiz bank directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("question,fragment", [
+    ("""\
+     - id: fb-correct
+       kind: single
+       prompt: Pick.
+       choices: [right one, wrong one]
+       correct: right one
+       feedback: {right one: "praise"}
+       explanation: Because.
+       tags: [t]
+       source: learning-plan.md, Stage 1
+     """, "'right one' is a correct choice: feedback is for distractors"),
+    ("""\
+     - id: fb-unknown
+       kind: single
+       prompt: Pick.
+       choices: [right one, wrong one]
+       correct: right one
+       feedback: {other: "no"}
+       explanation: Because.
+       tags: [t]
+       source: learning-plan.md, Stage 1
+     """, "'other' is not one of the choices"),
+    ("""\
+     - id: ct-flag
+       kind: numeric
+       prompt: How much?
+       answer: 3
+       mistakes: [{value: 2, message: "no", course_text: "yes"}]
+       explanation: Because.
+       tags: [t]
+       source: learning-plan.md, Stage 1
+     """, "course_text': must be true or false"),
+    ("""\
+     - id: sig-bad
+       kind: numeric
+       prompt: How much?
+       answer: 3
+       tolerance: {sig: 2.5}
+       explanation: Because.
+       tags: [t]
+       source: learning-plan.md, Stage 1
+     """, "tolerance.sig': must be a whole number of significant figures"),
+    ("""\
+     - id: clash
+       kind: numeric
+       prompt: How much?
+       answer: 100
+       tolerance: {rel: 0.01}
+       mistakes: [{value: 101.5, message: "close"}]
+       explanation: Because.
+       tags: [t]
+       source: learning-plan.md, Stage 1
+     """, "too close to the answer to be told apart"),
+])
+def test_teaching_fields_are_validated(tmp_path, question, fragment):
+    messages = errors_of(write(tmp_path, bank_with(question)))
+    assert any(fragment in m for m in messages), messages
+
+
+def test_a_recall_card_and_sig_tolerance_load(tmp_path):
+    bank = load_bank(write(tmp_path, bank_with("""\
+     - id: card
+       kind: recall
+       prompt: Explain it.
+       explanation: The model answer.
+       tags: [t]
+       source: learning-plan.md, Stage 5
+     - id: sig-ok
+       kind: numeric
+       prompt: How much?
+       answer: 1234.5
+       tolerance: {sig: 3}
+       hint: Think.
+       explanation: Because.
+       tags: [t]
+       source: learning-plan.md, Stage 5
+     """)))
+    assert bank.question("card").kind == "recall"
+    tol = bank.question("sig-ok").tolerance
+    assert tol.sig == 3 and tol.rel == 0 and tol.accepts(1230, 1234.5)
+    assert not tol.accepts(1220, 1234.5)

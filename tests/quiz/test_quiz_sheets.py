@@ -164,6 +164,7 @@ def test_questions_removed_from_the_banks_are_errors():
     ("learner: x\nquestions: {a: 1}\n", "must be a list"),
     ("learner: x\nquestions: [{answer: 3}]\n", "no 'id'"),
     ("learner: [unclosed\n", "not valid YAML"),
+    ("sheet: grader-quiz-sheet/1\nlearner: x\nquestions: []\n", "written by an older grader"),
 ])
 def test_broken_sheets(text, fragment):
     with pytest.raises(SheetError, match=re.escape(fragment)):
@@ -214,3 +215,13 @@ def test_fallback_summary_without_grader_summary(monkeypatch):
     text = quiz_cli._fallback_summary(result)
     assert text.startswith("Submission fay: 0/") and "FAIL" in text
     assert "No answer given" in text
+
+
+def test_the_sheet_states_the_precision_each_answer_needs():
+    bank = BY_BANK["training-dynamics"]
+    data = yaml.safe_load(make_sheet([bank], "gus", 1, "quiz-1"))
+    how = {e["id"]: e["how"] for e in data["questions"]}
+    assert data["sheet_id"] == "quiz-1"
+    assert how["ppl-val"] == "a number, to 3 significant figures"
+    assert how["updates-course"].startswith("the exact count")
+    assert "card-sudden-jump" not in how  # self-graded cards are practice only
