@@ -15,7 +15,10 @@ from grader.model import details as D
 from grader.model.rootcause import root_causes, start_here
 from grader.out.reports import build_view, render_markdown, words
 
-FOLDERS = sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir())
+# The correct example (every check's passing details) and every buggy one (their failures);
+# the other correct styles emit the same keys as the correct example.
+FOLDERS = ["correct"] + sorted(p.name for p in EXAMPLES.iterdir()
+                               if p.is_dir() and p.name.startswith("buggy-"))
 
 
 def _assignments_in(folder: Path) -> list[str]:
