@@ -82,3 +82,8 @@ class GPT(nn.Module):
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
         return logits, loss
+
+    def num_parameters(self):
+        # Unique tensors by their storage: the tied wte/lm_head matrix is counted once.
+        seen = {p.data_ptr(): p.numel() for p in self.parameters()}
+        return sum(seen.values())
