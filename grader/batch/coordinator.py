@@ -12,6 +12,7 @@ run would have made.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -115,7 +116,7 @@ def grade_class(class_dir: Path | str, out: Path | str, options: BatchOptions | 
 def run_batch(class_dir: Path | str, out: Path | str, options: BatchOptions | None = None,
               **overrides: Any) -> BatchReport:
     """:func:`grade_class`, returning what was done instead of the gradebook."""
-    o = options or BatchOptions()
+    o = dataclasses.replace(options) if options is not None else BatchOptions()
     for k, v in overrides.items():
         if not hasattr(o, k):
             raise TypeError(f"unknown batch option {k!r}")
@@ -123,17 +124,21 @@ def run_batch(class_dir: Path | str, out: Path | str, options: BatchOptions | No
     class_dir, out = Path(class_dir).resolve(), Path(out).resolve()
     _validate(o)
     out.mkdir(parents=True, exist_ok=True)
-    cleanup.sweep_dead_roots()
-    root = cleanup.make_temp_root()
-    reaper = cleanup.start_reaper(root)
-    saved_tempdir = tempfile.tempdir
-    tempfile.tempdir = str(root)  # every temporary file of the jobs goes under the root
+    lock = _lock_run_dir(out)  # one coordinator per run folder: the gradebook's one writer
     try:
-        with _signals_as_interrupts():
-            return _run(class_dir, out, o, root)
+        cleanup.sweep_dead_roots()
+        root = cleanup.make_temp_root()
+        reaper = cleanup.start_reaper(root)
+        saved_tempdir = tempfile.tempdir
+        tempfile.tempdir = str(root)  # every temporary file of the jobs goes under the root
+        try:
+            with _signals_as_interrupts():
+                return _run(class_dir, out, o, root)
+        finally:
+            tempfile.tempdir = saved_tempdir
+            reaper.finish()
     finally:
-        tempfile.tempdir = saved_tempdir
-        reaper.finish()
+        os.close(lock)
 
 
 # --------------------------------------------------------------------------- the run
@@ -305,6 +310,21 @@ def _problem_outcome(e: layouts.Entry, content: str, max_rows: list[tuple]) -> O
 
 
 # --------------------------------------------------------------------------- pieces
+
+
+def _lock_run_dir(out: Path) -> int:
+    """An exclusive lock on ``out/.lock`` for the batch's life (released by the kernel however
+    the batch ends): a second batch on the same run folder stops with a clear message."""
+    import fcntl
+
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise BatchError(f"another grader batch is writing to {out} right now; wait for it, or "
+                         "give this one another --out") from None
+    return fd
 
 
 def _validate(o: BatchOptions) -> None:
