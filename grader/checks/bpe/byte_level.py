@@ -65,8 +65,8 @@ def _call(ctx: Context, function: str, *args: Any, what: str) -> CallResult:
 
 
 def _train_inputs(ctx: Context) -> dict[str, str]:
-    made = ctx.inputs("train_texts", lambda: texts.pack(
-        {name: texts.words_text(seed, words, n) for name, seed, words, n, _ in
+    made = ctx.inputs("train_texts", lambda g: texts.pack(
+        {name: texts.words_text(texts.seed_of(g), words, n) for name, words, n, _ in
          texts.TRAIN_CASES}))
     return {name: texts.unpack(made[name]) for name, *_ in texts.TRAIN_CASES}
 
@@ -115,7 +115,7 @@ def train_merges(ctx: Context):
     """``train(text, vocab_size)`` on seeded texts (English-like words, other scripts and
     emoji, long runs of one letter) returns the reference's merge table, order included."""
     inputs = _train_inputs(ctx)
-    cases = {name: (inputs[name], size) for name, _, _, _, size in texts.TRAIN_CASES}
+    cases = {name: (inputs[name], size) for name, _, _, size in texts.TRAIN_CASES}
     _compare_merges(ctx, "train_merges", cases, catalogue.TRAIN)
     return ok(cases=len(cases))
 
@@ -135,7 +135,7 @@ def _reference_merges(ctx: Context, name: str = "unicode") -> list[tuple[int, in
     """The reference's merge table of one training case: the table the encode/decode checks
     give the student's functions (so they are graded even if ``train`` is wrong)."""
     inputs = _train_inputs(ctx)
-    size = next(s for n, _, _, _, s in texts.TRAIN_CASES if n == name)
+    size = next(s for n, _, _, s in texts.TRAIN_CASES if n == name)
     exp = ctx.expected(f"table/{name}", lambda ref: {"merges": torch.tensor(
         ref_bpe(ref).train(inputs[name], size), dtype=torch.int64).reshape(-1, 2)})
     return merges_of(exp["merges"])
@@ -210,8 +210,9 @@ def encode_by_rank(ctx: Context):
     """``encode(text, merges)`` equals the reference: on a table whose order disagrees with
     the text's pair counts, and on a held-out text with a trained table."""
     table = _reference_merges(ctx, "english")
-    made = ctx.inputs("encode_texts", lambda: texts.pack({
-        "rank": RANK_TEXT, "heldout": texts.words_text(1911, texts.ENGLISH, 80)}))
+    made = ctx.inputs("encode_texts", lambda g: texts.pack({
+        "rank": RANK_TEXT, "heldout": texts.words_text(texts.seed_of(g), texts.ENGLISH, 80,
+                                                       texts.HELDOUT_SEPARATORS)}))
     cases = {"rank": (texts.unpack(made["rank"]), RANK_TABLE),
              "heldout": (texts.unpack(made["heldout"]), table)}
 
@@ -260,8 +261,8 @@ def _token_difference(what: str, got: list[int], exp: list[int], table: dict[int
 
 
 def _roundtrip_inputs(ctx: Context) -> dict[str, str]:
-    made = ctx.inputs("roundtrip", lambda: texts.pack({
-        **texts.ROUNDTRIP_FIXED, "random_unicode": texts.unicode_text(1921, 400)}))
+    made = ctx.inputs("roundtrip", lambda g: texts.pack({
+        **texts.ROUNDTRIP_FIXED, "random_unicode": texts.unicode_text(texts.seed_of(g), 400)}))
     return {name: texts.unpack(t) for name, t in made.items()}
 
 

@@ -61,9 +61,12 @@ def _reference_tokenizer(package: str) -> Any:
     return ref_bpe(importlib.import_module(package)).GPT2Tokenizer(files.encoder, files.merges)
 
 
-def _corpus(ctx: Context, key: str, corpus: dict[str, str]) -> dict[str, str]:
-    made = ctx.inputs(key, lambda: texts.pack(corpus))
-    return {name: texts.unpack(made[name]) for name in corpus}
+def _corpus(ctx: Context, key: str, corpus: dict[str, str], mixed: int = 0) -> dict[str, str]:
+    """The texts of ``corpus`` and, with ``mixed``, a seeded mix of that many fragments."""
+    made = ctx.inputs(key, lambda g: texts.pack(
+        {**corpus, **({"random_mix": texts.mixed_text(texts.seed_of(g), mixed)} if mixed
+                      else {})}))
+    return {name: texts.unpack(made[name]) for name in made}
 
 
 def _tiktoken_ids(ctx: Context, key: str, corpus: dict[str, str]) -> dict[str, torch.Tensor]:
@@ -105,8 +108,7 @@ def gpt2_tiktoken(ctx: Context):
     tiktoken's ``gpt2`` ids on prose, code, numbers, runs of whitespace, emoji, contractions,
     other scripts, accents, special-token text, leading/trailing spaces, and a seeded mix of
     fragments of all of these glued at random places."""
-    corpus = _corpus(ctx, "gpt2_mixed", {**texts.GPT2_CORPUS,
-                                          "random_mix": texts.mixed_text(1941, 120)})
+    corpus = _corpus(ctx, "gpt2_mixed", texts.GPT2_CORPUS, mixed=120)
     expected = _tiktoken_ids(ctx, "gpt2_mixed", corpus)
     diagnosis = _gpt2_diagnosis(ctx, "gpt2_mixed", corpus)
     out = _method(ctx, "encode", list(corpus.values()), f"`{CLASS}.encode`", each=True)
@@ -220,7 +222,8 @@ def gpt2_speed(ctx: Context):
     """Not scored: the tokens per second of ``encode`` on a text of some 25,000 characters,
     next to the reference's (plain Python, like yours) and tiktoken's (compiled): a slowdown
     of hundreds against the reference shows a quadratic encoder."""
-    made = ctx.inputs("speed", lambda: texts.pack({"text": texts.speed_text(1931, SPEED_WORDS)}))
+    made = ctx.inputs("speed", lambda g: texts.pack(
+        {"text": texts.speed_text(texts.seed_of(g), SPEED_WORDS)}))
     text = texts.unpack(made["text"])
     # A request's fixed cost (sending the files, building the tokenizer) is measured on an
     # empty text and taken off.
