@@ -26,6 +26,7 @@ from grader.checks.expected import FixtureMissing
 from grader.checks.harness import Output, new, seeded
 from grader.checks.kv_cache import mistakes as catalogue
 from grader.diagnosis import Diagnosis, affecting, likely, mistake
+from grader.tolerance import within
 
 ASSIGNMENT = Assignment(
     "kv_cache", "The KV cache and generation",
@@ -343,6 +344,25 @@ def cache_shapes(ctx: Context):
                 raise CheckFailed(f"cache.{name}[{layer}] no longer begins with the {prefill} "
                                   f"positions put in with cache.update",
                                   hint="update appends: the cached positions stay as they are.")
+    # What grew must be real keys and values: layer 0's depend only on the new tokens and
+    # their positions, so they are those of the reference or of a known mistake (a wrong
+    # position offset, say, is the positions check's business), never made up.
+    key, compute = _cached_compute(ctx, CHUNKS, prefill)
+    exp = ctx.expected(key, compute)
+    diagnosis = Diagnosis(ctx, key, compute, CACHED_MISTAKES)
+    for name in ("k", "v"):
+        got = run["tensors"][f"cache.{name}.0"][:, :, prefill:]
+        want = exp[f"{name}.0"][:, :, prefill:]
+        if got.shape == want.shape and within(got, want, atol=F64_ATOL, rtol=F64_RTOL):
+            continue
+        found = diagnosis.details({f"{name}.0": torch.cat([pre[f"pre.{name}.0"], got], 2)},
+                                  {f"{name}.0": exp[f"{name}.0"]}, atol=F64_ATOL, rtol=F64_RTOL)
+        if "likely_mistake" not in found:
+            raise CheckFailed(f"the {'keys' if name == 'k' else 'values'} the cache holds for "
+                              f"the new tokens (layer 0) are not the ones the attention computes "
+                              f"for them (nor those of any known mistake)",
+                              hint="update must store the new tokens' keys and values as "
+                                   "c_attn computes them, split into heads.")
     return ok(length=total)
 
 

@@ -45,12 +45,16 @@ def _unexplained(v: Verdict, what: str) -> CheckFailed:
         diagnosis=f"matched none of {v.compared} trusted runs", **v.details)
 
 
-def _named(v: Verdict, ids: tuple[str, ...], what: str) -> None:
-    """Fail when the verdict's run has one of the mistakes ``ids`` (or is unexplained)."""
+def _named(ctx: Context, v: Verdict, ids: tuple[str, ...], what: str) -> None:
+    """Fail when the verdict's run has one of the mistakes ``ids`` (or is unexplained), or when
+    the property cannot be seen in it: with the verdict's other mistakes (e.g. no optimizer
+    step), planting one of ``ids`` as well would leave the very same parameters."""
     if v.mistakes is None:
         raise _unexplained(v, what)
     found = v.has(*ids)
     if not found:
+        if v.mistakes:
+            _observable(ctx, v, ids, what)
         return
     m = mistake(found[0])
     details: dict[str, Any] = {"likely_mistake": m.as_details()}
@@ -62,6 +66,23 @@ def _named(v: Verdict, ids: tuple[str, ...], what: str) -> None:
                       f"reference loop in which {m.name}{also}", hint=m.hint, **details)
 
 
+def _observable(ctx: Context, v: Verdict, ids: tuple[str, ...], what: str) -> None:
+    from grader.checks.training.replay import _safe_replay, initial_state, state_matches
+
+    run, initial = run_loop(ctx), initial_state()
+    for m in ids:
+        for variant in mistake(m).variants():
+            r = _safe_replay(ctx, run, v.mistakes + (variant,))
+            if r is not None and state_matches(run.state, r, initial):
+                names = "; ".join(mistake(x).name for x in v.mistakes)
+                first = mistake(v.mistakes[0])
+                raise CheckFailed(
+                    f"your model's parameters are those of the reference loop in which {names}; "
+                    f"there, {mistake(m).name} would leave the same parameters, so {what} "
+                    f"cannot be confirmed", hint=first.hint,
+                    likely_mistake=first.as_details())
+
+
 @check("loop_zero_grad", "train: gradients are zeroed every step (no accumulation)", 2,
        needs=NEEDS)
 def loop_zero_grad(ctx: Context):
@@ -69,7 +90,7 @@ def loop_zero_grad(ctx: Context):
     batches in which the gradients are zeroed every step (and not the replay without
     ``zero_grad``). A loop whose parameters match no trusted run fails: accumulation cannot be
     ruled out."""
-    _named(verdict(ctx), catalogue.ZERO_GRAD, "the zeroing of the gradients")
+    _named(ctx, verdict(ctx), catalogue.ZERO_GRAD, "the zeroing of the gradients")
     return ok()
 
 
@@ -80,7 +101,7 @@ def loop_clipping(ctx: Context):
     every step clips): they equal a replay that clips this step's gradients to
     ``config.grad_clip`` after ``backward`` and before ``optimizer.step()``, not one that clips
     before backward, after the step, never, or to another value."""
-    _named(verdict(ctx), catalogue.CLIPPING, "the clipping")
+    _named(ctx, verdict(ctx), catalogue.CLIPPING, "the clipping")
     return ok()
 
 
@@ -92,7 +113,7 @@ def loop_optimizer(ctx: Context):
     step, whose learning rate is YOUR ``get_lr`` at that step (so a schedule mistake is counted
     once, by the schedule's checks); nanoGPT's groups without decay on biases and gains are
     accepted."""
-    _named(verdict(ctx), catalogue.OPTIMIZER, "the optimizer and its learning rate")
+    _named(ctx, verdict(ctx), catalogue.OPTIMIZER, "the optimizer and its learning rate")
     return ok()
 
 
@@ -174,7 +195,7 @@ def loop_evaluation(ctx: Context):
     which give the same model). Whether the evaluation runs under ``torch.no_grad()`` changes
     no value, so it cannot be observed from outside the student's process: not graded."""
     v = verdict(ctx)
-    _named(v, catalogue.EVALUATION, "the evaluation")
+    _named(ctx, v, catalogue.EVALUATION, "the evaluation")
     v, run = _explained(ctx, "the validation losses")
     got = run.metric("val_losses")
     want = v.replay.metrics["val_losses"]
