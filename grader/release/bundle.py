@@ -110,6 +110,10 @@ def build(outdir: Path, *, reference_dir: Path = REPO / "reference", package: st
     (outdir / "README.md").write_text(_readme(info))
 
     secrets = _secrets(reference_dir, stripped.removed_lines, target)
+    elided = elide_quoted_solutions(target, secrets)
+    if elided:
+        log(f"solution lines quoted in the grader's strings (e.g. a mistake's hint), elided: "
+            f"{sum(elided.values())} in {', '.join(sorted(elided))}")
     leaks = find_leaks(outdir, secrets) + find_runs(outdir, reference_dir)
     if leaks:
         shown = "; ".join(f"{f}: `{line}`" for f, line in leaks[:5])
@@ -203,6 +207,46 @@ def _secrets(reference_dir: Path, removed: set[str], grader_copy: Path) -> set[s
         public |= {ln.strip() for ln in path.read_text().splitlines()}
     allowed = set(load_meta(reference_dir).get(ALLOW_KEY) or [])
     return {ln for ln in (solution | removed) - public - allowed if len(ln) >= MIN_SECRET}
+
+
+ELIDED = "[…]"
+
+
+def elide_quoted_solutions(folder: Path, secrets: set[str]) -> dict[str, int]:
+    """Replace, in the string constants of the Python files under ``folder`` (docstrings and
+    f-strings aside), every solution line they quote by :data:`ELIDED`. A mistake's hint may
+    quote the line it is about ("return self.c_proj(y)"): fine in a report, which shows it to
+    the student who made that mistake, but the bundle's source shows every hint at once.
+    Returns ``{file: strings changed}``; what is left is caught by :func:`find_leaks`."""
+    from grader.release.strip import _Editor
+
+    changed: dict[str, int] = {}
+    for path in sorted(Path(folder).rglob("*.py")):
+        text = path.read_text()
+        if not any(secret in text for secret in secrets):
+            continue
+        tree = ast.parse(text)
+        docs = {id(n.body[0].value) for n in ast.walk(tree)
+                if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                and n.body and isinstance(n.body[0], ast.Expr)}
+        inside_f = {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr)
+                    for v in ast.walk(n)}
+        editor, count = _Editor(text), 0
+        for node in ast.walk(tree):
+            if (not isinstance(node, ast.Constant) or not isinstance(node.value, str)
+                    or id(node) in docs or id(node) in inside_f):
+                continue
+            value = node.value
+            for secret in sorted(secrets, key=len, reverse=True):
+                value = value.replace(secret, ELIDED)
+            if value != node.value:
+                editor.replace((node.lineno, node.col_offset),
+                               (node.end_lineno, node.end_col_offset), repr(value))
+                count += 1
+        if count:
+            path.write_text(editor.apply())
+            changed[str(path.relative_to(folder))] = count
+    return changed
 
 
 def _scan(path: Path) -> tuple[set[str], list[str]]:
