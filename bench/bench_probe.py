@@ -38,6 +38,9 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from grader.checks import training as T  # noqa: E402
+from grader.checks.base import CheckSettings  # noqa: E402
+from grader.checks.block import probe as G  # noqa: E402
+from grader.checks.training import probe as P  # noqa: E402
 from grader.checks.base import Context  # noqa: E402
 from grader.checks.expected import LiveReference  # noqa: E402
 from grader.isolation.client import WorkerClient, WorkerSettings  # noqa: E402
@@ -101,14 +104,15 @@ def timing(rows: list[tuple[int, int]], repeats: int) -> None:
     print(f"   {'threads':>7}  {'probe':<14} {'live: ref + student':>20} {'stored: student':>16}"
           f"  {'student run alone':>17}  verdicts")
     for threads, probe_threads in rows:
-        T.PROBE_THREADS = probe_threads  # the probes' cap (none in the checks)
+        checks = CheckSettings(probe_threads=probe_threads)  # the probes' cap, per grading
         settings = WorkerSettings(threads=threads, call_timeout=120, total_timeout=1200)
         with WorkerClient(CORRECT, settings) as worker:
             worker.start()
-            for name, fn in (("training loop", T.run_probe), ("student's GPT", T.run_gpt_probe)):
+            for name, fn in (("training loop", T.run_probe), ("student's GPT", G.run_gpt_probe)):
                 live, stored, alone, verdicts = [], [], [], []
                 for _ in range(repeats):
-                    ctx = Context(assignment="training", worker=worker, source=LiveReference())
+                    ctx = Context(assignment="training", worker=worker, source=LiveReference(),
+                                  settings=checks)
                     for times in (live, stored):
                         started = time.perf_counter()
                         result = fn(ctx)
@@ -120,7 +124,6 @@ def timing(rows: list[tuple[int, int]], repeats: int) -> None:
                 label = f"{threads}/{probe_threads}"
                 print(f"   {label:>7}  {name:<14} {cells[0]:>20} {cells[1]:>16}  {cells[2]:>17}"
                       f"  {sum(verdicts)}/{len(verdicts)} pass")
-    T.PROBE_THREADS = None
     print(f"   (threads = the worker's / the probe's cap; {load()})\n")
 
 
@@ -192,12 +195,12 @@ def main() -> int:
                         **{k: v for k, v in GPT_VARIANTS.items() if k != "correct"}}
     with tempfile.TemporaryDirectory() as tmp:
         loop = sweep(f"2. Training-loop probe, {args.seeds} seeds: answer-loss ratio / grad-norm "
-                     f"ratio (limits <= {T.PROBE_MAX_RATIO}, {T.PROBE_NORM_BAND[0]}-"
-                     f"{T.PROBE_NORM_BAND[1]})", LOOP_VARIANTS, list(range(args.seeds)),
+                     f"ratio (limits <= {P.PROBE_MAX_RATIO}, {P.PROBE_NORM_BAND[0]}-"
+                     f"{P.PROBE_NORM_BAND[1]})", LOOP_VARIANTS, list(range(args.seeds)),
                      T.run_probe, loop_cell, args.threads, Path(tmp))
         gpt = sweep(f"3. GPT probe, {args.gpt_seeds} seeds: held-out loss - reference's "
-                    f"(limit +{T.GPT_MARGIN})", gpt_variants, list(range(args.gpt_seeds)),
-                    T.run_gpt_probe, gpt_cell, args.threads, Path(tmp))
+                    f"(limit +{G.GPT_MARGIN})", gpt_variants, list(range(args.gpt_seeds)),
+                    G.run_gpt_probe, gpt_cell, args.threads, Path(tmp))
     bad = [n for n, (_, _, ok) in LOOP_VARIANTS.items() if any(v != ok for v in loop[n])]
     bad += [n for n, (_, _, ok) in gpt_variants.items() if any(v != ok for v in gpt[n])]
     print("every verdict right" if not bad else f"wrong verdicts for: {', '.join(bad)}")
