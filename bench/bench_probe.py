@@ -38,10 +38,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from grader.checks import training as T  # noqa: E402
-from grader.checks.base import (
-    CheckSettings,  # noqa: E402
-    Context,  # noqa: E402
-)
+from grader.checks.base import CheckSettings, Context  # noqa: E402
 from grader.checks.block import probe as G  # noqa: E402
 from grader.checks.expected import LiveReference  # noqa: E402
 from grader.checks.training import probe as P  # noqa: E402
