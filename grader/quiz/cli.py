@@ -73,10 +73,14 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
                    "item's quote is in its source file")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("progress", parents=[common], help="mastery per concept and reviews due")
+    p = sub.add_parser("progress", parents=[common], help="mastery per concept and reviews due",
+                       description="Per concept tag: the recent credit over its questions, how "
+                       "many were answered, reviews due now (SM-2) and the next review.")
     p.add_argument("bank", nargs="?", metavar="BANK", help="a bank (default: all banks)")
-    p.add_argument("--learner", metavar="NAME")
-    p.add_argument("--store", metavar="PATH")
+    p.add_argument("--learner", metavar="NAME", help="whose history (default: $GRADER_LEARNER "
+                   "or your user name)")
+    p.add_argument("--store", metavar="PATH", help="the SQLite history (default: "
+                   "$GRADER_QUIZ_STORE or ~/.grader/quiz.sqlite)")
     p.set_defaults(func=cmd_progress)
 
     p = sub.add_parser("practice", parents=[common], help="practise in the terminal",
