@@ -34,8 +34,9 @@ def test_correct_submission_gets_full_marks_fast(correct_bpe):
     bad = [(c.id, c.status, c.message) for c in a.checks if c.status is not Status.PASSED]
     assert not bad
     assert a.score == a.max_score == ASSIGNMENTS["bpe"].max_score > 0
-    # The checks themselves (worker calls, reference, tiktoken) stay well under 2 s on a CPU.
-    assert sum(c.seconds for c in a.checks) < 4.0
+    # The checks take ~1.5 s on an idle CPU (the GPT-2 tokenizer is built once per worker);
+    # the bound is loose for a loaded machine, but catches a rebuild per request (~10 s).
+    assert sum(c.seconds for c in a.checks) < 8.0
 
 
 def test_speed_is_a_note_that_scores_nothing(correct_bpe):

@@ -15,8 +15,7 @@ import torch
 
 from grader.checks.base import CheckFailed, Context, ok
 from grader.checks.bpe import ASSIGNMENT, MODULE, oracle, texts
-from grader.checks.bpe import mistakes as catalogue
-from grader.checks.bpe.byte_level import ref_bpe
+from grader.checks.bpe.byte_level import BPE_MISTAKES, ref_bpe
 from grader.checks.harness import call_function, kept, new, text_arg
 from grader.diagnosis import Diagnosis
 
@@ -66,7 +65,8 @@ def _corpus(ctx: Context, key: str, corpus: dict[str, str], mixed: int = 0) -> d
     made = ctx.inputs(key, lambda g: texts.pack(
         {**corpus, **({"random_mix": texts.mixed_text(texts.seed_of(g), mixed)} if mixed
                       else {})}))
-    return {name: texts.unpack(made[name]) for name in made}
+    names = list(corpus) + (["random_mix"] if mixed else [])  # fixtures come back sorted
+    return {name: texts.unpack(made[name]) for name in names}
 
 
 def _tiktoken_ids(ctx: Context, key: str, corpus: dict[str, str]) -> dict[str, torch.Tensor]:
@@ -81,7 +81,7 @@ def _gpt2_diagnosis(ctx: Context, key: str, corpus: dict[str, str]) -> Diagnosis
         tok = ref_bpe(ref).GPT2Tokenizer(files.encoder, files.merges)
         return {name: texts.ids_tensor(tok.encode(text)) for name, text in corpus.items()}
 
-    return Diagnosis(ctx, key, variant, catalogue.GPT2)
+    return Diagnosis(ctx, key, variant, BPE_MISTAKES)
 
 
 def _piece(token: int) -> str:
@@ -146,7 +146,7 @@ def gpt2_decode(ctx: Context):
         tok = ref_bpe(ref).GPT2Tokenizer(files.encoder, files.merges)
         return {name: texts.codepoints(tok.decode(ids)) for name, ids in cases.items()}
 
-    diagnosis = Diagnosis(ctx, "gpt2_decode", variant, catalogue.DECODE)
+    diagnosis = Diagnosis(ctx, "gpt2_decode", variant, BPE_MISTAKES)
     out = _method(ctx, "decode", list(cases.values()), f"`{CLASS}.decode`", each=True)
     mine = {name: out.item(i).text() for i, name in enumerate(cases)}
     for name, ids in cases.items():

@@ -98,10 +98,3 @@ register(
                         "        return bytes(self.byte_decoder[c] for c in text).decode(")]},
     ),
 )
-
-# The mistakes each check compares, in the order it compares them.
-TRAIN = ("bpe_ties_first_seen", "bpe_id_offset", "bpe_no_pretokenize", "bpe_space_apart")
-ENCODE = ("bpe_encode_by_frequency", "bpe_id_offset", "bpe_no_pretokenize", "bpe_space_apart")
-VOCAB = ("bpe_id_offset",)
-DECODE = ("bpe_decode_per_token",)
-GPT2 = ("bpe_encode_by_frequency", "bpe_no_pretokenize", "bpe_space_apart")
