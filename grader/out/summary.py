@@ -70,10 +70,13 @@ def render_terminal(result: SubmissionResult, color: bool = False,
         lines.append("")
         lines.extend(_start_lines(start, width, color))
     warnings = notebook_warnings(result.environment)
-    if warnings:
+    notes = discovery_notes(result.environment)
+    if warnings or notes:
         lines.append("")
         for w in warnings:
             lines.extend(wrap(w, width, "", _paint("warning: ", "33", color)))
+        for n in notes:
+            lines.extend(wrap(n, width, "", "note: "))
     for a in result.assignments:
         lines.append("")
         title = f"{a.name}  {_points(a.score, a.max_score)}"
@@ -159,3 +162,11 @@ def notebook_warnings(environment: dict[str, Any]) -> list[str]:
             continue
         out.extend(str(text) for text in entry.get("failed_cells") or [])
     return out
+
+
+def discovery_notes(environment: dict[str, Any]) -> list[str]:
+    """What discovery remarked about the submission's files (e.g. a notebook left out because
+    its module is there too), as the grading pipeline records it."""
+    notebooks = environment.get("notebooks") if isinstance(environment, dict) else None
+    notes = notebooks.get("notes") if isinstance(notebooks, dict) else None
+    return [str(n) for n in notes] if isinstance(notes, list) else []

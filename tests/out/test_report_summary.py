@@ -197,7 +197,10 @@ def test_the_footer_is_said_last_and_notebook_cell_failures_are_warnings():
     result.environment = {"notebooks": {"gpt.ipynb": {
         "failed_cells": ["gpt.ipynb, code cell 4 (`plot(losses)`) raised NameError: name "
                          "'plot' is not defined"]}}}
+    result.environment["notebooks"]["notes"] = [
+        "attention.ipynb is not graded: attention.py is there, and a module wins over a notebook"]
     text = render_terminal(result, width=100, footer="Full report: out/report.html")
+    assert "note: attention.ipynb is not graded: attention.py is there" in _flat(text)
     assert text.splitlines()[-1] == "Full report: out/report.html"
     assert "warning: gpt.ipynb, code cell 4 (`plot(losses)`) raised NameError" in _flat(text)
     assert "Warning: gpt.ipynb, code cell 4" in render_markdown(result)
