@@ -87,9 +87,12 @@ def render_terminal(result: SubmissionResult, color: bool = False,
                          None)
             if cause is not None:
                 lines.extend(wrap(cause.sentence(), width, "    ", "↳ "))
+        previous = ""
         for c in a.checks:
             lines.extend(_check_lines(c, color, visible(c), verbose, bool(a.message),
-                                      causes.get((a.name, c.id)), width, said))
+                                      causes.get((a.name, c.id)), width, said, previous))
+            if c.status is not Status.PASSED and visible(c):
+                previous = c.message
     env = result.environment
     if str(env.get("isolation", "")).startswith("none"):
         lines.append("")
@@ -117,9 +120,10 @@ def _start_lines(start: StartHere, width: int, color: bool) -> list[str]:
 
 def _check_lines(c: CheckResult, color: bool, visible: bool, verbose: bool,
                  assignment_failed: bool, cause: Cause | None, width: int,
-                 said: set[str]) -> list[str]:
+                 said: set[str], previous: str = "") -> list[str]:
     """A check's line and, under a failure, its message and either the module it follows from
-    or its likely mistake (whose explanation is given once: ``said`` holds those given)."""
+    or its likely mistake (whose explanation is given once: ``said`` holds those given). A
+    message equal to the ``previous`` failure's is not repeated."""
     mark, code = _MARKS[c.status]
     hidden = c.visibility is Visibility.HIDDEN
     name = c.name + (" [hidden]" if hidden else "")
@@ -129,7 +133,13 @@ def _check_lines(c: CheckResult, color: bool, visible: bool, verbose: bool,
         return lines
     if assignment_failed and c.status is Status.ERROR:
         return lines  # the assignment's problem (and its cause) is said once above
-    if c.message:
+    if c.message and c.message == previous:  # e.g. nine checks calling one stub
+        if cause is not None:
+            lines.extend(wrap(f"the same as above; it follows from {cause.file}", width,
+                              _BODY, "↳ "))
+            return lines
+        lines.append(_BODY + "the same as above")
+    elif c.message:
         lines.extend(wrap(c.message, width, _BODY))
     if cause is not None:
         # The root cause replaces the local hint: it would send the student to the wrong file.

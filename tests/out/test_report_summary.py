@@ -119,6 +119,10 @@ def test_an_error_raised_in_an_earlier_modules_code_follows_from_it():
     start = start_here(result)
     assert (start.file, start.check_id, start.follows) == ("block.py", "gpt", 9)
     assert raised_in(kv.checks[0]) == "block.py"  # the innermost frame, not the first
+    text = render_terminal(result, width=100)
+    assert text.count("Store config") == 1
+    assert text.count("↳ the same as above; it follows from block.py") == 8
+    assert text.count("follows from block.py: fix that first") == 1
 
 
 def test_an_own_error_or_an_unrelated_failure_is_not_attributed_elsewhere():
