@@ -223,7 +223,7 @@ BLOCK_BUGS = {
                     'return sum(p.numel() for _, p in '
                     'self.named_parameters(remove_duplicate=False))')]},
         {'block.gpt_param_count'},
-        None,
+        'one_of:num_parameters_counts_tied_twice+untied_embeddings',
     ),
     'num_parameters_not_written': (
         {'block': [('return sum(p.numel() for p in self.parameters())',

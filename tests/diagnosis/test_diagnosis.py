@@ -222,7 +222,7 @@ def test_later_assignments_name_their_mistakes(name, tmp_path):
 
 
 # The first three assignments' mistakes that a check names by its own rule (no plant).
-CORE_BY_RULE = {"mask_not_bool", "eval_dropout"}
+CORE_BY_RULE = {"mask_not_bool", "eval_dropout", "num_parameters_counts_tied_twice"}
 
 
 def test_every_core_mistake_is_named_by_a_test():
@@ -234,7 +234,8 @@ def test_every_core_mistake_is_named_by_a_test():
     core = set(affecting("attention", "causal_mask", "block")) | CORE_BY_RULE
     covered = ({m for _, _, aimed in SUBMISSIONS.values() for m in aimed}
                | {m for *_, m in CORPUS.values()}
-               | {named for bugs in BUGS.values() for *_, named in bugs.values() if named}
+               | {m for bugs in BUGS.values() for *_, named in bugs.values() if named
+                  for m in named.removeprefix("one_of:").split("+")}
                | {m for *_, aimed in LATER.values() for m in aimed} | AWAITING_HOOK)
     assert core <= covered, sorted(core - covered)
     assert len(core) >= 40
@@ -265,11 +266,25 @@ def test_a_correct_submission_gets_none_and_fixtures_diagnose_like_the_live_refe
         assert not {"likely_mistake", "diagnosis", "diagnosis_error"} & set(c.details), (a, c.id)
     assert any("/variant/" in key for key in live.recorded)
     live.save(tmp_path)
+    from test_corpus import CORPUS
+
+    others, live_names = {}, {}
+    for bug in ("square_tril", "swapped_norms", "eps_1e_6"):
+        module, edits, aimed, mistake_id = CORPUS[bug]
+        sub = plant(tmp_path, {module: edits}, name=bug)
+        others[bug] = (module, aimed, mistake_id, sub)
+        live_names[bug] = _named(grade_folder(sub, [module], source=LiveReference()))
     monkeypatch.setitem(sys.modules, "reference", None)  # a student bundle has no reference
     result = grade_folder(EXAMPLES / "buggy-attention-no-scale", ["attention"],
                           source=StoredFixtures(tmp_path))
     assert _named(result) == {f"attention.{c}": "no_scale" for c in
                               ("sdpa_values", "sdpa_gradients", "mha_values", "mha_gradients")}
+    # Bugs of the other two assignments, from the same fixtures: named as live grading names
+    # them (live: its own secret seed; fixtures: the public one).
+    for bug, (module, aimed, mistake_id, sub) in others.items():
+        stored = _named(grade_folder(sub, [module], source=StoredFixtures(tmp_path)))
+        assert stored.get(aimed) == live_names[bug].get(aimed) == mistake_id, (
+            bug, stored, live_names[bug])
 
 
 # --- the matcher and the catalogue, without a worker ------------------------------------------

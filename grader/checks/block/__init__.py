@@ -21,6 +21,7 @@ from grader.checks.common import (
 from grader.checks.compare import assert_close, assert_shape, diagnosed
 from grader.checks.harness import T, call_spec, new, run_module
 from grader.diagnosis import Diagnosis, affecting, likely, mistake
+from grader.diagnosis.hook import named
 
 ASSIGNMENT = Assignment(
     "block", "The transformer block and the GPT model",
@@ -227,7 +228,8 @@ def _fresh(ctx: Context):
     inp = ctx.inputs("init_probe", lambda g: {
         "idx": torch.randint(0, INIT["vocab_size"], (1, 8), generator=g)})
     return run_module(ctx, "block", "GPT", args=[_config(INIT)], return_params=True, seed=0,
-                      tensors=inp, calls=[call_spec(T("idx"))], what="`GPT(config)`"), inp
+                      tensors=inp, calls=[call_spec(T("idx"), T("idx"))],
+                      what="`GPT(config)`"), inp
 
 
 def _reported_parameters_are_used(ctx: Context, run, inp) -> None:
@@ -243,15 +245,18 @@ def _reported_parameters_are_used(ctx: Context, run, inp) -> None:
 
     def compute(ref):
         model = ref.GPT(ref.GPTConfig(**INIT)).double()
+        head = params.pop("lm_head.weight", None)
         model.load_state_dict(params, strict=False)
-        return {"logits": model(inp["idx"])[0].detach()}
+        if head is not None:  # reported separately: an untied model, computed as such
+            model.lm_head.weight = torch.nn.Parameter(head.clone())
+        return {"logits": model(inp["idx"], inp["idx"])[0].detach()}
 
     try:
         theirs = compute(_trusted_reference(ctx))["logits"]
     except Exception:  # noqa: BLE001 - no reference here (a bundle) or unloadable names
         return
-    if within(logits, theirs, atol=1e-4, rtol=1e-4):
-        return
+    if logits.shape != theirs.shape or within(logits, theirs, atol=1e-4, rtol=1e-4):
+        return  # another shape: gpt_logits and gpt_shapes judge that
     gpt, exp, _ = _run_gpt(ctx, grads=False)
     forward_ok = within(gpt.calls[0].output.tensor_tuple(2, "(logits, loss)")[0],
                         exp["logits"], atol=F64_ATOL, rtol=F64_RTOL)
@@ -357,8 +362,10 @@ def gpt_init_loss(ctx: Context):
     if abs(value - ln_v) > 0.1:
         raise CheckFailed(f"the loss at initialisation is {value:.4f}; expected about "
                           f"ln({INIT['vocab_size']}) = {ln_v:.4f} (within 0.1)",
-                          hint="Large initial weights make confident random predictions; check "
-                               "the std-0.02 init of the embeddings and lm_head.",
+                          hint="A model that knows nothing spreads its probability evenly, so "
+                               "its loss (the MEAN cross-entropy over every position) is about "
+                               "ln V; weights much larger than std 0.02 make confident random "
+                               "predictions instead.",
                           loss=value, ln_vocab=ln_v)
     return ok(loss=value, ln_vocab=ln_v)
 
@@ -387,11 +394,14 @@ def gpt_param_count(ctx: Context):
         raise CheckFailed(
             f"num_parameters() returns {got_text}, expected {expected:,}"
             + (f" ({extra:+,})" if extra is not None else "")
-            + (" — exactly vocab_size x n_embd: the tied wte/lm_head matrix is counted twice "
-               "(or lm_head is a copy)" if twice else ""),
-            hint="Count each parameter once: sum(p.numel() for p in self.parameters()) "
-                 "(parameters() yields a tied Parameter once).",
-            actual=got if isinstance(got, (int, float)) else str(got), expected=expected)
+            + (" — exactly vocab_size x n_embd: the wte/lm_head matrix is counted twice, or "
+               "lm_head is a copy" if twice else ""),
+            hint="Count each parameter once, the tied matrix included: "
+                 "sum(p.numel() for p in self.parameters()).",
+            actual=got if isinstance(got, (int, float)) else str(got), expected=expected,
+            # Both give exactly vocab_size x n_embd too many; which one, the count cannot tell.
+            **({"likely_mistake": named(["num_parameters_counts_tied_twice",
+                                         "untied_embeddings"])} if twice else {}))
     return ok(num_parameters=expected)
 
 

@@ -207,6 +207,14 @@ register(
                           "elif isinstance(module, type(None)):")]},
     ),
     Mistake(
+        "num_parameters_counts_tied_twice", "num_parameters() counts the tied wte/lm_head "
+                                            "matrix twice",
+        "The tied matrix is ONE Parameter used twice: count it once, e.g. "
+        "sum(p.numel() for p in self.parameters()) (parameters() yields each Parameter once; "
+        "named_parameters(remove_duplicate=False) or a sum over state_dict() counts it twice).",
+        f"{S43} (weight tying)",
+    ),
+    Mistake(
         "residual_init_without_2", "the residual projections use 0.02/sqrt(n_layer) (the factor "
                                    "2 is missing)",
         "Each block adds TWO contributions to the residual stream (attention and MLP), so the "
