@@ -124,38 +124,41 @@ def main() -> None:
         _timed([sys.executable, "-c", "import torch"])  # warm the page cache
         torch_s = statistics.median(_timed([sys.executable, "-c", "import torch"])[0]
                                     for _ in range(3))
-        results = []
+        load = os.getloadavg()[0]
+        print(f"import torch: {torch_s:.2f} s (median of 3); cores: {os.cpu_count()}; load "
+              f"average at start: {load:.1f}", flush=True)
         if args.only in (None, "attention"):
             c = work / "attention-class"
-            results.append(_bench("attention", c, _attention_class(c, args.attention), work,
-                                  torch_s, args.isolation))
+            _report(_bench("attention", c, _attention_class(c, args.attention), work, torch_s,
+                           args.isolation))
         if args.only in (None, "complete"):
             c = work / "complete-class"
-            results.append(_bench("complete", c, _complete_class(c, args.complete), work,
-                                  torch_s, args.isolation))
+            _report(_bench("complete", c, _complete_class(c, args.complete), work, torch_s,
+                           args.isolation))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"import torch: {torch_s:.2f} s (median of 3); cores: {os.cpu_count()}")
-    for r in results:
-        ratio = r["loop"] / r["batch"]
-        print(f"\n{r['name']}: {r['n']} submissions of {', '.join(r['assignments'])}")
-        print(f"  loop of grader run  {r['loop']:7.1f} s  ({r['per_sub_loop']:.2f} s each, "
-              f"CPU {r['loop_cpu']:.0%})")
-        print(f"  grader batch        {r['batch']:7.1f} s  ({r['per_sub_batch']:.2f} s each, "
-              f"CPU {r['batch_cpu']:.0%})")
-        print(f"  batch speed-up      {ratio:7.2f}x  (target >= 1.7: "
-              f"{'met' if ratio >= 1.7 else 'NOT met'})")
-        per_torch = r["per_sub_batch"] / r["torch"]
-        print(f"  per submission      {per_torch:7.2f}x import torch")
-        if r["name"] == "attention":
-            print(f"  target <= 0.4x import torch per submission: "
-                  f"{'met' if per_torch <= 0.4 else 'NOT met'}")
-        else:
-            print(f"  target <= 5 s per submission: "
-                  f"{'met' if r['per_sub_batch'] <= 5 else 'NOT met'}")
-        print(f"  identical verdicts (status, score, message): {'yes' if r['same'] else 'NO'}")
 
+def _report(r: dict) -> None:
+    """Print one class's figures as soon as they are measured."""
+    ratio = r["loop"] / r["batch"]
+    print(f"\n{r['name']}: {r['n']} submissions of {', '.join(r['assignments'])}")
+    print(f"  loop of grader run  {r['loop']:7.1f} s  ({r['per_sub_loop']:.2f} s each, "
+          f"CPU {r['loop_cpu']:.0%})")
+    print(f"  grader batch        {r['batch']:7.1f} s  ({r['per_sub_batch']:.2f} s each, "
+          f"CPU {r['batch_cpu']:.0%})")
+    print(f"  batch speed-up      {ratio:7.2f}x  (target >= 1.7: "
+          f"{'met' if ratio >= 1.7 else 'NOT met'})")
+    per_torch = r["per_sub_batch"] / r["torch"]
+    print(f"  per submission      {per_torch:7.2f}x import torch")
+    if r["name"] == "attention":
+        print(f"  target <= 0.4x import torch per submission: "
+              f"{'met' if per_torch <= 0.4 else 'NOT met'}")
+    else:
+        print(f"  target <= 5 s per submission: "
+              f"{'met' if r['per_sub_batch'] <= 5 else 'NOT met'}")
+    print(f"  identical verdicts (status, score, message): {'yes' if r['same'] else 'NO'}")
+    print(f"  load average now: {os.getloadavg()[0]:.1f}", flush=True)
 
 if __name__ == "__main__":
     main()
