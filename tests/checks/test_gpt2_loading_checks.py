@@ -4,8 +4,8 @@ The loader is tested against files that Hugging Face's ``transformers`` writes (
 ``save_pretrained``, offline), so neither the reference nor the grader's own checkpoint writer
 is only checked against itself; the grader's writer is checked to produce files that
 ``transformers`` loads. Then every check passes the correct examples and fails the bug aimed at
-it, the real-weights check runs on a local folder (as given by ``CheckSettings.gpt2_weights`` or found
-in a Hugging Face cache) and is skipped, saying why, without one.
+it, the real-weights check runs on a local folder (as given by ``CheckSettings.gpt2_weights`` or
+found in a Hugging Face cache) and is skipped, saying why, without one.
 """
 
 from __future__ import annotations

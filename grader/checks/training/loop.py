@@ -59,9 +59,13 @@ def _named(ctx: Context, v: Verdict, ids: tuple[str, ...], what: str) -> None:
     m = mistake(found[0])
     details: dict[str, Any] = {"likely_mistake": m.as_details()}
     others = [mistake(x).name for x in v.mistakes if x != found[0]]
-    if others:
-        details["likely_mistake"]["alternatives"] = others
     also = f" (and {'; '.join(others)})" if others else ""
+    same = [mistake(x) for x in v.alternatives]
+    if same:  # the outcome cannot tell these apart: "one of"
+        details["likely_mistake"]["alternatives"] = [x.name for x in same]
+        details["likely_mistake"]["alternative_ids"] = [x.id for x in same]
+        also += " — or, leaving the same parameters, in which " + "; or ".join(
+            x.name for x in same)
     raise CheckFailed(f"after {N} steps your model's parameters are exactly those of the "
                       f"reference loop in which {m.name}{also}", hint=m.hint, **details)
 

@@ -89,6 +89,9 @@ register(
                                 "not passed)",
         "Pass weight_decay=config.weight_decay to AdamW.",
         LOOP_COURSE, plant=_t((DECAY, DECAY.replace("config.weight_decay", "0.0"))),
+        # AdamW's own default (0.01) when the argument is left out
+        flavours={"default": _t((DECAY, DECAY.replace(", weight_decay=config.weight_decay",
+                                                      "")))},
     ),
     Mistake(
         "adam_instead_of_adamw", "torch.optim.Adam (L2 penalty in the gradient) is used "

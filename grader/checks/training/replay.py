@@ -90,6 +90,7 @@ class Verdict:
     nearest: tuple[str, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
     styles: tuple[str, ...] = ()  # the accepted style the loop is written in, if any
+    alternatives: tuple[str, ...] = ()  # other mistakes that explain the outcome as well
 
     def has(self, *ids: str) -> list[str]:
         """The mistakes of ``ids`` this verdict names (all of them when unexplained)."""
@@ -285,11 +286,21 @@ def _verdict(ctx: Context) -> Verdict:
     if not run.state:
         return Verdict(None, None, compared, details={"diagnosis": "train returned no model"})
     singles = _variants()
+    found = []
     for m in singles:
         r = _safe_replay(ctx, run, m)
         compared += 1
         if r is not None and state_matches(run.state, r, initial):
-            return Verdict(m, r, compared)
+            found.append(r)
+    if found:
+        # Several mistakes can leave the same parameters (clipping after the step, or never:
+        # the update is unclipped either way): the loop's own record breaks the tie where it
+        # can, the rest are reported as alternatives.
+        found.sort(key=lambda r: not _metrics_match(run, r))
+        alternatives = tuple(x.mistakes[0] for x in found[1:]
+                             if x.mistakes[0].split("/")[0] != found[0].mistakes[0].split("/")[0]
+                             and _metrics_match(run, x) == _metrics_match(run, found[0]))
+        return Verdict(found[0].mistakes, found[0], compared, alternatives=alternatives)
     for a, b in itertools.combinations(singles, 2):
         if a[0].split("/")[0] == b[0].split("/")[0]:
             continue  # two flavours of one mistake
@@ -298,6 +309,16 @@ def _verdict(ctx: Context) -> Verdict:
         if r is not None and state_matches(run.state, r, initial):
             return Verdict(a + b, r, compared)
     return Verdict(None, None, compared)
+
+
+def _metrics_match(run: LoopRun, r: Replay) -> bool:
+    """The loop's recorded grad_norms and train_losses are those of the run ``r``."""
+    for key in ("grad_norms", "train_losses"):
+        got, want = run.metric(key), r.metrics.get(key, [])
+        if len(got) != len(want) or not all(abs(g - w) <= METRIC_ATOL + METRIC_RTOL * abs(w)
+                                            for g, w in zip(got, want, strict=True)):
+            return False
+    return True
 
 
 def _safe_replay(ctx: Context, run: LoopRun, mistakes: tuple[str, ...]) -> Replay | None:
