@@ -194,6 +194,7 @@ def _run(class_dir: Path, out: Path, o: BatchOptions, root: Path) -> BatchReport
             previous = done.get((e.student_id, content))
             if previous is not None and not _regrade(o, wanted, previous):
                 tally.skipped += 1
+                _restore_feedback(book, out, e.student_id, previous.id, o.feedback)
                 continue
             todo.append((e, content))
         submitted = {e.student_id for e in entries}
@@ -206,6 +207,7 @@ def _run(class_dir: Path, out: Path, o: BatchOptions, root: Path) -> BatchReport
         try:
             for s in missing:
                 if (s.id, None) in done and o.regrade != "all" and wanted is None:
+                    _restore_feedback(book, out, s.id, done[(s.id, None)].id, o.feedback)
                     tally.skipped += 1
                     tally.total -= 1
                     progress.total -= 1
@@ -616,6 +618,19 @@ def _write_feedback(out: Path, student_id: str, result: Any, enabled: bool) -> N
     _atomic_write(folder / "report.md", render_markdown(result, audience="student"))
     _atomic_write(folder / "results.json", json.dumps(_student_view(result), indent=2,
                                                       allow_nan=False))
+
+
+def _restore_feedback(book: Gradebook, out: Path, student_id: str, grading_id: int,
+                      enabled: bool) -> None:
+    """Rewrite a graded student's files from the gradebook if any is missing (the batch was
+    killed between the committed grading and its files)."""
+    safe = layouts._safe(student_id)
+    wanted = [out / "results" / f"{safe}.json"]
+    if enabled:
+        wanted += [out / "feedback" / safe / n for n in ("report.html", "report.md",
+                                                         "results.json")]
+    if not all(p.is_file() for p in wanted):
+        _write_feedback(out, student_id, book.result(grading_id), enabled)
 
 
 def _student_view(result: Any) -> dict[str, Any]:

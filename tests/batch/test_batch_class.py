@@ -104,10 +104,14 @@ def test_feedback_for_students(graded):
 def test_rerun_grades_nothing_again(graded):
     class_dir, out, report, _ = graded
     before = _count(out)
+    report_html = out / "feedback" / "alice" / "report.html"
+    report_html.unlink()  # as if killed between the committed grading and its files
+    (out / "results" / "zoe.json").unlink()
     again = run_batch(class_dir, out, roster=class_dir.parent / "roster.csv", **FAST)
     assert again.fingerprint == report.fingerprint
     assert again.tally.skipped == 7 and again.tally.graded == again.tally.errors == 0
     assert _count(out) == before
+    assert "alice" in report_html.read_text() and (out / "results" / "zoe.json").is_file()
 
 
 def test_regrade_one_student_keeps_history(graded):

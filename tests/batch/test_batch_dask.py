@@ -124,3 +124,16 @@ def test_a_killed_worker_is_a_recorded_error_and_the_batch_goes_on(cluster, tmp_
     while processes_mentioning(str(victim)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not processes_mentioning(str(victim)), "the sandbox outlived its Dask worker"
+
+
+def test_gpu_routing_only_where_the_cluster_has_gpus(cluster, tmp_path):
+    c, _ = cluster
+    with DaskExecutor(Parallelism(2, 1, "test"), scheduler=c.scheduler_address) as ex:
+        training = _job(tmp_path, "t", assignments=["training"])
+        attention = _job(tmp_path, "a")
+        everything = _job(tmp_path, "e", assignments=None)
+        assert ex.resources_for(training) is None  # CPU workers only: everything runs there
+        ex._gpu = True  # as if a worker had started with --resources GPU=1
+        assert ex.resources_for(training) == {"GPU": 1}
+        assert ex.resources_for(everything) == {"GPU": 1}
+        assert ex.resources_for(attention) is None
