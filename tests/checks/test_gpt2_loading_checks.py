@@ -366,3 +366,50 @@ def test_stub_has_the_reference_api(monkeypatch):
     with pytest.raises(NotImplementedError):
         stub.load_gpt2({})
 
+
+
+MISSING_CHECK = '''    missing = [k for k in wanted if k not in weights]
+    if missing:
+        raise ValueError(f"not a GPT-2 checkpoint for this config: {len(missing)} weight(s) "
+                         f"missing, the first is {missing[0]!r}")
+'''
+UNEXPECTED_CHECK = '''    unexpected = sorted(set(weights) - set(wanted))
+    if unexpected:
+        raise ValueError(f"not a GPT-2 checkpoint for this config: unexpected weight "
+                         f"{unexpected[0]!r} (and {len(unexpected) - 1} more)")
+'''
+
+
+def test_a_loader_that_checks_unexpected_weights_first_passes_not_gpt2(tmp_path, monkeypatch):
+    """Issue 16: the stub allows the first weight that is missing, unexpected or of the wrong
+    shape; a loader that looks for unexpected weights first is correct."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty"))
+    folder = plant(tmp_path, {"gpt2_loading": [(MISSING_CHECK + UNEXPECTED_CHECK,
+                                                UNEXPECTED_CHECK + MISSING_CHECK)]})
+    result = grade_folder(folder, A, include_hidden=False)
+    c = result.assignment("gpt2_loading").check("not_gpt2")
+    assert c.status is Status.PASSED, c.message
+
+
+def test_a_message_naming_a_weight_that_is_there_fails_not_gpt2(tmp_path, monkeypatch):
+    """A message listing every GPT-2 name (whatever is wrong) does not name the problem."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty"))
+    folder = plant(tmp_path, {"gpt2_loading": [(
+        'missing, the first is {missing[0]!r}")',
+        'missing: {sorted(wanted)}")')]})
+    result = grade_folder(folder, A, include_hidden=False)
+    c = result.assignment("gpt2_loading").check("not_gpt2")
+    assert c.status is Status.FAILED and "which is in the checkpoint" in c.message, c.message
+
+
+def test_a_loader_that_changes_eps_is_told_so_not_blamed_on_block(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty"))
+    folder = plant(tmp_path, {"gpt2_loading": [(
+        "    return model.eval()\n",
+        "    for m in model.modules():\n        if isinstance(m, torch.nn.LayerNorm):\n"
+        "            m.eps = 1e-6\n    return model.eval()\n")]})
+    result = grade_folder(folder, A, include_hidden=False)
+    c = result.assignment("gpt2_loading").check("logits")
+    assert c.status is Status.FAILED
+    assert "loader_changes_ln_eps" in c.details["likely_mistake"]["id"]
+    assert "comes from your GPT's forward pass" not in c.message + c.hint
