@@ -391,17 +391,18 @@ def gpt_param_count(ctx: Context):
         got_text = f"{int(got):,}" if isinstance(got, (int, float)) and got == got else str(got)
         extra = int(got) - expected if isinstance(got, (int, float)) and got == got else None
         twice = extra == INIT["vocab_size"] * INIT["n_embd"]
+        # Both a double count and an untied copy give exactly vocab_size x n_embd too many;
+        # which one, the count cannot tell.
+        lm = named(["num_parameters_counts_tied_twice", "untied_embeddings"]) if twice else None
         raise CheckFailed(
             f"num_parameters() returns {got_text}, expected {expected:,}"
             + (f" ({extra:+,})" if extra is not None else "")
             + (" — exactly vocab_size x n_embd: the wte/lm_head matrix is counted twice, or "
                "lm_head is a copy" if twice else ""),
-            hint="Count each parameter once, the tied matrix included: "
-                 "sum(p.numel() for p in self.parameters()).",
+            hint=lm["hint"] if lm else "Count each parameter once, the tied matrix included: "
+                                       "sum(p.numel() for p in self.parameters()).",
             actual=got if isinstance(got, (int, float)) else str(got), expected=expected,
-            # Both give exactly vocab_size x n_embd too many; which one, the count cannot tell.
-            **({"likely_mistake": named(["num_parameters_counts_tied_twice",
-                                         "untied_embeddings"])} if twice else {}))
+            **({"likely_mistake": lm} if lm else {}))
     return ok(num_parameters=expected)
 
 
