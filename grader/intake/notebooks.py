@@ -145,12 +145,65 @@ _TRANSFORMER = None
 
 
 def _transform(source: str) -> str:
-    """IPython's own transformation of a cell into Python, keeping line numbers."""
+    """IPython's own transformation of a cell into Python, keeping line numbers.
+
+    IPython re-tokenizes the whole cell for every escape it rewrites (quadratic: minutes for a
+    legal 2 MB cell of magics). An escape never spans more than its logical line, so the cell is
+    cut into logical lines and only those holding IPython syntax are transformed, each alone
+    (dedented, then indented back): linear in the cell."""
     global _TRANSFORMER
     if _TRANSFORMER is None:
         from IPython.core.inputtransformer2 import TransformerManager
 
         _TRANSFORMER = TransformerManager()
+    lines = source.splitlines(keepends=True)
+    out = []
+    for a, b in _logical_lines(lines):
+        group = lines[a:b]
+        if not any(_IPYTHON_SYNTAX.search(ln) for ln in group):
+            out += group
+            continue
+        text = "".join(group)
+        indent = re.match(r"[ \t]*", group[0]).group(0)
+        if indent and all(ln.startswith(indent) or not ln.strip() for ln in group):
+            body = "".join(ln[len(indent):] if ln.strip() else ln for ln in group)
+            done = _transform_chunk(body)
+            out.append("".join(indent + ln if ln.strip() else ln
+                               for ln in done.splitlines(keepends=True)))
+        else:
+            out.append(_transform_chunk(text))
+    return "".join(out)
+
+
+def _logical_lines(lines: list[str]) -> list[tuple[int, int]]:
+    """Ranges of physical lines forming one logical line each (brackets, strings and
+    backslashes joined). If the cell cannot be tokenized, the whole cell when short, else each
+    physical line alone."""
+    import io
+    import tokenize
+
+    # Escapes are not Python: tokenize a copy where they are `pass` (same indentation).
+    plain = "".join(re.sub(r"^(\s*)(?:[\w.]+\s*=\s*)?[%!/;,?].*?(\r?\n?)$", r"\1pass\2", ln)
+                    if _IPYTHON_SYNTAX.match(ln) else ln for ln in lines)
+    ranges, first = [], 0
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(plain).readline):
+            if tok.type in (tokenize.NEWLINE, tokenize.NL, tokenize.COMMENT) and \
+                    tok.end[0] > first:
+                if tok.type == tokenize.COMMENT:
+                    continue
+                ranges.append((first, tok.end[0]))
+                first = tok.end[0]
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        if len(lines) <= 200:
+            return [(0, len(lines))]
+        return [(i, i + 1) for i in range(len(lines))]
+    if first < len(lines):
+        ranges.append((first, len(lines)))
+    return ranges
+
+
+def _transform_chunk(source: str) -> str:
     lines = source.splitlines()
     leading = 0
     while leading < len(lines) and not lines[leading].strip():
@@ -159,7 +212,13 @@ def _transform(source: str) -> str:
         out = _TRANSFORMER.transform_cell(source)
     except Exception:  # noqa: BLE001 - e.g. a tokenizer error: the kernel will report it
         return source
-    return "\n" * leading + out
+    out = "\n" * leading + out
+    # Keep the chunk's line count exactly (IPython may drop or add a trailing newline).
+    want = source.count("\n") + (0 if source.endswith("\n") or not source else 1)
+    have = out.count("\n") + (0 if out.endswith("\n") or not out else 1)
+    if have != want:
+        return source if have > want else out.rstrip("\n") + "\n" * (want - have + 1)
+    return out if source.endswith("\n") else out.rstrip("\n")
 
 
 def python_of(source: str) -> tuple[str, str, list[str]]:
@@ -246,14 +305,21 @@ def _meaning(method: str, args: list[str], statement: bool) -> tuple[str, str]:
 
 
 def _splice(text: str, edits: list[tuple[ast.AST, str, bool]]) -> str:
-    """Apply replacements of AST nodes' source spans, keeping the number of lines."""
+    """Apply replacements of AST nodes' source spans, keeping the number of lines.
+
+    Linear in the text and the edits (a 2 MB cell of magics is legal): line offsets are
+    computed once, and the result is joined from pieces instead of re-slicing per edit."""
     if not edits:
         return text
     lines = text.splitlines(keepends=True)
+    starts = [0]
+    for ln in lines:
+        starts.append(starts[-1] + len(ln))
 
     def offset(lineno: int, col: int) -> int:  # ast columns count UTF-8 bytes
-        before = sum(len(ln) for ln in lines[:lineno - 1])
-        return before + len(lines[lineno - 1].encode()[:col].decode(errors="ignore"))
+        line = lines[lineno - 1]
+        return starts[lineno - 1] + (col if line.isascii() else
+                                     len(line.encode()[:col].decode(errors="ignore")))
 
     spans = []
     for node, replacement, _ in edits:
@@ -261,14 +327,15 @@ def _splice(text: str, edits: list[tuple[ast.AST, str, bool]]) -> str:
         end = offset(node.end_lineno, node.end_col_offset)
         extra = text.count("\n", start, end)
         spans.append((start, end, replacement + "\n" * extra if extra else replacement))
-    spans.sort(reverse=True)
-    out, last = text, None
+    spans.sort()
+    pieces, last = [], 0
     for start, end, replacement in spans:
-        if last is not None and end > last:
+        if start < last:
             continue  # nested in a replaced node
-        out = out[:start] + replacement + out[end:]
-        last = start
-    return out
+        pieces += [text[last:start], replacement]
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces)
 
 
 def defined_names(python: str, imports: bool = True) -> set[str]:
@@ -424,9 +491,13 @@ def read_notebook(path: Path) -> Notebook:
         nb.problem = (f"{name} declares notebook format {version!r}, which this grader does not "
                       f"read (it reads v4, and converts v1-v3)")
         return nb
-    language = (node.get("metadata", {}).get("kernelspec", {}) or {}).get("language") or (
-        node.get("metadata", {}).get("language_info", {}) or {}).get("name") or "python"
-    if str(language).lower() not in ("python", "python3", "ipython", "ipython3"):
+    problem = schema_problem(node)
+    if problem:
+        nb.problem = (f"{name} is not a valid notebook ({problem}); open it in Jupyter and save "
+                      f"it again, or export your code to {nb.path.stem}.py")
+        return nb
+    language = notebook_language(node)
+    if language.lower() not in ("python", "python3", "ipython", "ipython3"):
         nb.problem = f"{name} is a {language} notebook; the assignments are graded in Python"
         return nb
     size = 0
@@ -448,6 +519,53 @@ def read_notebook(path: Path) -> Notebook:
     if size > MAX_CODE_BYTES:
         nb.problem = f"{name} holds {size:,} bytes of code; the limit is {MAX_CODE_BYTES:,}"
     return nb
+
+
+def schema_problem(node: Any) -> str:
+    """Where a v4 notebook breaks the nbformat schema, in a few words ("" when it does not).
+    Missing cell ids (an older 4.x writer) are not a problem: nbformat fills them."""
+    import nbformat
+    from nbformat.validator import ValidationError
+
+    try:
+        with _quiet():
+            nbformat.validate(node)
+    except ValidationError as exc:
+        where = "/".join(str(p) for p in getattr(exc, "absolute_path", []) or [])
+        return f"{where or 'the notebook'}: {str(getattr(exc, 'message', exc))[:200]}"
+    except Exception as exc:  # noqa: BLE001 - a validator error on hostile input is a problem
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+    return ""
+
+
+def _quiet():
+    import warnings
+
+    ctx = warnings.catch_warnings()
+    ctx.__enter__()
+    warnings.simplefilter("ignore")
+
+    class _Done:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            ctx.__exit__(*exc)
+
+    return _Done()
+
+
+def notebook_language(node: Any) -> str:
+    """The notebook's language from its metadata (default Python), whatever shape the metadata
+    has: a malformed ``kernelspec`` (a string, a list) is no language, not a crash."""
+    meta = node.get("metadata") if isinstance(node, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    for key, field_name in (("kernelspec", "language"), ("language_info", "name")):
+        value = meta.get(key)
+        if isinstance(value, dict) and isinstance(value.get(field_name), str) \
+                and value[field_name].strip():
+            return value[field_name].strip()
+    return "python"
 
 
 def _plain(source: str) -> str:
