@@ -143,9 +143,9 @@ BUGS = {
     "clip_wrong_max_norm": ([("model.parameters(), config.grad_clip)\n        optimizer",
                               "model.parameters(), 1.0)\n        optimizer")],
                             {"loop_clipping"}, "1.0"),
-    "batch_shapes_swapped": ([("    return x.to(device), y.to(device)",
-                               "    return x.to(device).t(), y.to(device).t()")],
-                             {"batch_shapes", "batch_targets", "batch_spread"}, "shape"),
+    "batch_squeezed": ([("    return x.to(device), y.to(device)",
+                         "    return x.to(device).squeeze(0), y.to(device).squeeze(0)")],
+                       {"batch_shapes"}, "shape"),
 }
 
 
@@ -157,7 +157,7 @@ GROUPS = {
           "lr_not_applied"],
     "b": ["lr_decays_to_zero", "batch_ignores_generator", "clip_wrong_max_norm",
           "eval_stays_in_eval_mode"],
-    "d": ["batch_shapes_swapped"],
+    "d": ["batch_squeezed"],
     "c": ["batch_skewed_to_start", "sgd_optimizer", "eval_on_train_data"],
 }
 
@@ -196,8 +196,10 @@ LOOP_BUGS = {
     # can be confirmed and every loop check fails.
     "lr_100x": ([('group["lr"] = lr\n', 'group["lr"] = lr * 100\n')],
                 LOOP_CHECKS, "too high"),
+    # Without a step nothing else of the loop shows in the parameters: zeroing and clipping
+    # cannot be confirmed either.
     "no_optimizer_step": ([("        optimizer.step()\n", "")],
-                          {"loop_optimizer"}, "never changed"),
+                          {"loop_optimizer", "loop_zero_grad", "loop_clipping"}, "never changed"),
     "clip_before_backward": ([("set_to_none=True)\n",
                                "set_to_none=True)\n        norm = torch.nn.utils.clip_grad_norm_("
                                "model.parameters(), config.grad_clip)\n"),
