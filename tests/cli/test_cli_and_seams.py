@@ -8,8 +8,10 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from conftest import CORRECT, EXAMPLES, grade_folder
 
+from grader.checks import ASSIGNMENTS
 from grader.checks.expected import LiveReference, StoredFixtures
 from grader.cli import main
 from grader.grading import load_weights
@@ -31,7 +33,13 @@ def test_run_prints_summary_writes_json_and_exits_zero_on_failures(tmp_path, cap
     assert "FAIL     0/3  Block: output equals the reference" in text
     assert "does not match the reference" in " ".join(text.split())  # wrapped to the width
     data = json.loads(out.read_text())
-    assert data["max_score"] == 21 and data["score"] == 10
+    block = ASSIGNMENTS["block"]
+    fails = {f.split(".", 1)[1] for f in yaml.safe_load(
+        (EXAMPLES / "buggy-block-post-norm" / "expected.yaml").read_text())["fails"]
+        if f.startswith("block.")}
+    lost = sum(c.points for c in block.checks if c.id in fails)
+    assert fails and data["max_score"] == block.max_score
+    assert data["score"] == block.max_score - lost
 
 
 def test_run_on_missing_folder_is_a_usage_error(tmp_path, capsys):
