@@ -746,6 +746,11 @@ def prepare(worker: WorkerClient, submission: Submission, *, cell_timeout: float
                 if module != nb.module:
                     (staging / f"{module}.py").write_text(alias_source(module, nb))
             worker.share_file(worker.modules_dir.name, source=staging)
+        if any(nb.module and not nb.problem for nb in notebooks):
+            try:  # notebook code imported into the worker cannot start processes there either
+                worker.forbid_processes()
+            except WorkerError as exc:
+                report.setdefault("_worker", {})["problem"] = f"could not restrict the worker: {exc}"
         for f in submission.files.values():
             if f.notebook is not None and not f.problem:
                 f.problem = _assignment_problem(f.notebook, f.module, submission.graded)

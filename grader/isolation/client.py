@@ -142,6 +142,7 @@ class WorkerClient:
         self._in_sandbox = False
         self._ready = False
         self._lease: leases.SlotLease | None = None
+        self.processes_forbidden = False
 
     @property
     def slot(self) -> int | None:
@@ -228,7 +229,16 @@ class WorkerClient:
         # `path` maps a host path to where the (possibly sandboxed) worker sees it.
         return [sys.executable, "-I", path(WORKER_PACKAGE / "__main__.py"),
                 "--submission", path(self.submission), "--threads", str(self.settings.threads),
-                "--modules", path(self.modules_dir)]
+                "--modules", path(self.modules_dir),
+                *(["--no-processes"] if self.processes_forbidden else [])]
+
+    def forbid_processes(self) -> None:
+        """From now on the worker (this one and every restarted one) cannot start processes:
+        called before modules made from notebooks are imported, so that their cells cannot
+        start a process in the worker either (they could not in the kernel)."""
+        self.processes_forbidden = True
+        if self._proc is not None and self._proc.poll() is None and self._ready:
+            self.request("forbid_processes")
 
     @property
     def modules_dir(self) -> Path:

@@ -272,6 +272,7 @@ SCHEMAS: dict[str, Schema] = {
                             "message": Opt(str), "line": Opt(AnyValue), "seconds": Opt(NUMBER),
                             "timeout": Opt(NUMBER), "reason": Opt(str)}],
                  "kernel": str, "kernel_starts": int, "seconds": NUMBER},
+    "forbid_processes": {"forbidden": bool},
 }
 
 

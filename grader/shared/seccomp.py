@@ -166,7 +166,12 @@ def install(program: bytes) -> None:
     PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
-    # SECCOMP_FILTER_FLAG_TSYNC via seccomp(2) would cover existing threads; prctl covers the
-    # caller, so the caller installs it before any other thread exists.
+    # seccomp(2) with SECCOMP_FILTER_FLAG_TSYNC puts the filter on every thread of the process
+    # (torch's and the kernel's threads exist already); prctl only on the caller, as a fallback.
+    nr = {"x86_64": 317, "aarch64": 277}.get(_arch())
+    SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC = 1, 1
+    if nr is not None and libc.syscall(nr, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC,
+                                       ctypes.byref(prog)) == 0:
+        return
     if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")

@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-request-bytes", type=int, default=2**31)
     parser.add_argument("--modules", type=Path, default=None,
                         help="folder of modules made from the submission's notebooks")
+    parser.add_argument("--no-processes", action="store_true",
+                        help="deny process creation from the start (a notebook submission)")
     args = parser.parse_args(argv)
 
     channel_out = os.fdopen(os.dup(1), "wb", buffering=0)
@@ -61,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdin = os.fdopen(0, "r", closefd=False)
 
     _configure_torch(args.threads)
+    if args.no_processes:
+        from grader.worker.notebook import forbid_processes
+
+        forbid_processes()
     from grader.shared import protocol
     from grader.worker import registry, tasks
 

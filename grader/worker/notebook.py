@@ -16,7 +16,12 @@ run goes on with the next cell (at most ``max_restarts`` times). The argument ``
 (slower; for platforms where forking a process that imported torch is unsafe).
 
 This runs the student's code only in the kernel process; nothing here is sent into the kernel
-except the student's own cells.
+except the student's own cells. The kernel cannot create processes: before it starts it installs
+a seccomp filter denying fork, vfork, clone without CLONE_THREAD, execve and execveat
+(:func:`forbid_processes`), so the claim "no shell from notebooks" holds in the kernel whatever
+the spelling (``get_ipython().system``, an alias, ``exec`` of an encoded string,
+``subprocess``). The kernel is always forked for that reason (``kernel="spawn"`` also installs
+it, through the kernel's first executed line).
 """
 
 from __future__ import annotations
@@ -74,10 +79,14 @@ class _Kernel:
         from jupyter_client.manager import KernelManager
 
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(self.path)
+        grader_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = os.pathsep.join([*self.path, grader_root])
         self.km = KernelManager(kernel_name="python3", connection_file=conn)
         self.km.load_connection_file()
-        self.km.start_kernel(extra_arguments=_KERNEL_ARGS, env=env, cwd=os.getcwd())
+        # Before the first cell: the same no-process filter as a forked kernel (all threads).
+        forbid = ('--IPKernelApp.exec_lines=["from grader.worker.notebook import '
+                  'forbid_processes; forbid_processes()"]')
+        self.km.start_kernel(extra_arguments=[*_KERNEL_ARGS, forbid], env=env, cwd=os.getcwd())
         self.pid = self.km.provisioner.pid if self.km.provisioner else None
 
     def alive(self) -> bool:
@@ -238,6 +247,7 @@ def _become_kernel(conn: str, parent: int) -> None:
         pass
     # The worker's protocol pipes (and anything else it holds open) are not the kernel's.
     os.closerange(3, 4096)
+    forbid_processes()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     import importlib
 
@@ -247,6 +257,17 @@ def _become_kernel(conn: str, parent: int) -> None:
     app = IPKernelApp.instance()
     app.initialize(["-f", conn, f"--IPKernelApp.parent_handle={parent}", *_KERNEL_ARGS])
     app.start()
+
+
+def forbid_processes() -> None:
+    """From here on this process (every thread) cannot start a process or exec a program: no
+    shell escape, ``os.system``, ``subprocess`` or ``os.fork`` from a notebook's cells works,
+    whatever spelling it takes. Threads still work. Where the architecture has no filter, the
+    sandbox's own limits remain."""
+    from grader.shared import seccomp
+
+    if seccomp.supported():
+        seccomp.install(seccomp.no_process_filter())
 
 
 def _wait_status(code: int | None) -> int | None:
@@ -378,4 +399,13 @@ async def _session(kernel: _Kernel, cells: list[dict[str, Any]], outcomes: list[
     return position
 
 
-TASKS = {"notebook": run_notebook}
+def forbid_processes_task(session: Any, args: dict[str, Any], tensors: dict[str, Any]):
+    """Task ``forbid_processes``: the worker itself can no longer start processes (sent before
+    modules made from notebooks are imported, so their cells cannot either)."""
+    forbid_processes()
+    from grader.shared import seccomp
+
+    return {"forbidden": seccomp.supported()}, {}
+
+
+TASKS = {"notebook": run_notebook, "forbid_processes": forbid_processes_task}
