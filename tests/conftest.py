@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -29,7 +30,16 @@ def settings(**overrides) -> WorkerSettings:
 
 # Reference outputs depend only on the check's seeded inputs, so one cache serves every test of
 # a test process (as one LiveReference serves a whole batch): only the student's side reruns.
-SHARED_REFERENCE = LiveReference()
+# Its seed is a fresh secret one per test process, as in live grading (verdicts must not depend
+# on it); GRADER_SEED=N reproduces a run, and the header prints the seed used.
+SHARED_REFERENCE = LiveReference(seed=int(os.environ["GRADER_SEED"])
+                                 if os.environ.get("GRADER_SEED") else None)
+os.environ.setdefault("GRADER_SEED", str(SHARED_REFERENCE.seed))  # for processes started later
+
+
+def pytest_report_header(config):
+    return f"grader live seed: {SHARED_REFERENCE.seed} (GRADER_SEED={SHARED_REFERENCE.seed} "\
+           "reproduces it)"
 
 
 def grade_folder(path: Path, assignments: list[str] | None = None, **options) -> SubmissionResult:
