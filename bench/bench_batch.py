@@ -10,7 +10,8 @@ Two classes are made from examples/ with planted differences:
 For each class it times, as whole processes: a shell loop of `grader run DIR -a ... --json`
 over the student folders, and `grader batch CLASS --out RUN` with its automatic settings. It
 prints both times, the ratio, the CPU utilisation of each (children's CPU time / wall time /
-cores), the time per submission against one `import torch`, and checks that both gave the same
+cores; the sandboxed workers' own CPU, inside bubblewrap's pid namespace, is not reported back
+to us, so this is the trusted side's share), the time per submission against one `import torch`, and checks that both gave the same
 verdicts (same seed, so message for message). Targets (issues 11 and 12): the batch at least
 1.7x faster than the loop; attention batch at most 0.4x `import torch` per submission; the
 complete batch at most 5 s per submission on 2 cores.
