@@ -91,6 +91,46 @@ def grade(path: Path | str, options: GradeOptions | None = None,
     return result
 
 
+def grade_bounded(path: Path | str, options: GradeOptions | None = None,
+                  limits: Any = None) -> SubmissionResult:
+    """:func:`grade` in its own judging process bounded in memory and time
+    (:mod:`grader.isolation.bounded`): a hang or a memory blow-up while judging costs this
+    submission's result (every check recorded as an error saying why), never the caller."""
+    import pickle
+
+    from grader.isolation.bounded import JudgeLimits, JudgingFailed, run_bounded
+
+    options = options or GradeOptions()
+    limits = limits or JudgeLimits(timeout=options.worker.total_timeout * 1.5 + 120)
+    payload = pickle.dumps((str(path), options))  # trusted to trusted: our own options
+    try:
+        data = run_bounded("from grader.grading import _judge_main; _judge_main()", payload,
+                           limits)
+        return SubmissionResult.from_dict(data)
+    except (JudgingFailed, KeyError, TypeError, ValueError) as exc:
+        message = f"grading stopped before a result: {exc}"
+        result = SubmissionResult(submission=str(path), grader_version=__version__,
+                                  environment={"judging": message})
+        for name in options.assignments or list(ASSIGNMENTS):
+            a = ASSIGNMENTS[name]
+            out = AssignmentResult(name=a.name, title=a.title, course=a.course, message=message)
+            out.checks = [_result(c, float(options.weights.get(a.name, {}).get(c.id, c.points)),
+                                  Status.ERROR, message) for c in a.checks]
+            result.assignments.append(out)
+        return result
+
+
+def _judge_main() -> None:
+    """The judging process's entry (see :func:`grade_bounded`)."""
+    import pickle
+    import sys
+
+    from grader.isolation.bounded import write_result
+
+    path, options = pickle.loads(sys.stdin.buffer.read())
+    write_result(grade(path, options).to_dict())
+
+
 def _import_modules(worker: WorkerClient, submission: Submission, assignments: list[Assignment],
                     timeout: float) -> dict[str, dict[str, Any]]:
     """Import every usable module once; returns module -> {"ok", "names"} or {"ok": False,
