@@ -76,7 +76,8 @@ def _prepare_directory(directory: Path) -> None:
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
-        raise LeaseDirectoryUnsafe(f"cannot create the slot lease directory {directory}: {exc}")
+        raise LeaseDirectoryUnsafe(
+            f"cannot create the slot lease directory {directory}: {exc}") from None
     st = os.lstat(directory)
     if not stat.S_ISDIR(st.st_mode):
         raise LeaseDirectoryUnsafe(f"slot lease directory {directory} is not a directory")

@@ -36,8 +36,9 @@ The caller's jobs
     wall-clock timeout (RLIMIT_CPU does not stop a sleeping child), call ``Launch.cleanup()``
     after the child has been waited for, and give each concurrent job its own ``slot`` (RLIMIT_NPROC
     counts per uid): hold a lease on it (:mod:`grader.isolation.leases`), or ``plan_launch``
-    leases it for the launch, waiting while another process on the machine holds it. ``--die-with-parent`` kills the sandbox when the *thread* that started it
-    exits, so start sandboxes from a thread that outlives them (the main thread or a pool thread).
+    leases it for the launch, waiting while another process on the machine holds it.
+    ``--die-with-parent`` kills the sandbox when the *thread* that started it exits, so start
+    sandboxes from a thread that outlives them (the main thread or a pool thread).
 """
 
 from __future__ import annotations

@@ -6,14 +6,11 @@ nothing and disturbs nothing beside it.
 
 from __future__ import annotations
 
-import ctypes
 import json
-import os
 import platform
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest

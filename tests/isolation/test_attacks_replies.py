@@ -28,8 +28,8 @@ def _body(kind, i):
     if kind == "error_missing_field":
         return json.dumps({"id": i, "ok": False, "error": {"message": "no type"}}).encode()
     if kind == "huge":
-        return b'{"id": %d, "ok": true, "result": {"output": {"kind": "none"}, "grads": [], "x": "' \\
-            % i + b"a" * (200 * 2**20) + b'"}}'
+        head = b'{"id": %d, "ok": true, "result": {"output": {"kind": "none"}, "grads": [], ' % i
+        return head + b'"x": "' + b"a" * (200 * 2**20) + b'"}}'
     if kind == "big_error":
         return json.dumps({"id": i, "ok": False, "error": {
             "type": "ValueError", "message": "m" * (50 * 2**20), "where": "", "traceback": ""}}
