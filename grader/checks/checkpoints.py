@@ -244,6 +244,14 @@ class CheckpointStore:
                 self._built[key] = folder
             return self._built[key]
 
+    def __getstate__(self) -> dict:
+        # Sent to a judging process: the copy builds in (or reuses) the same folder and never
+        # removes it; the owner does.
+        return {"root": str(self._folder())}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(Path(state["root"]))
+
     def close(self) -> None:
         """Remove a private temporary folder (a given ``root`` is kept)."""
         if self._finalizer is not None:
