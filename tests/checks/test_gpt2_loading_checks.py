@@ -413,3 +413,22 @@ def test_a_loader_that_changes_eps_is_told_so_not_blamed_on_block(tmp_path, monk
     assert c.status is Status.FAILED
     assert "loader_changes_ln_eps" in c.details["likely_mistake"]["id"]
     assert "comes from your GPT's forward pass" not in c.message + c.hint
+
+
+def test_checkpoint_store_is_per_grading_state_and_crosses_processes(tmp_path):
+    """Built once per store (no module global), shared with a judging process by pickling,
+    removed by its owner only; a given root is kept."""
+    import pickle
+
+    shape = ck.HFShape(n_positions=8, vocab_size=11, n_layer=1, n_head=2, n_embd=4)
+    store = ck.CheckpointStore()
+    folder = store.checkpoint(shape, seed=1)
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy.checkpoint(shape, seed=1) == folder
+    del copy
+    assert folder.is_dir()
+    store.close()
+    assert not folder.exists()
+    with ck.CheckpointStore(tmp_path / "kept") as kept:
+        built = kept.checkpoint(shape, seed=1)
+    assert (built / ck.SAFETENSORS).is_file()
