@@ -63,6 +63,8 @@ CORPUS: dict[str, tuple[str, dict[str, list[tuple[str, str]]], str]] = {
         "    k, v = kv_cache.update(layer, k, v)\n",
         "    kv_cache.update(layer, k, v)  # store the new keys\n"
         "    k, v = kv_cache.update(layer, k, v)\n")]}, "kv_cache_appended_twice"),
+    "cached mask ignores the offset": ("kv_cache", {"causal_mask": [(
+        ".tril(diagonal=offset)", ".tril(diagonal=0)")]}, "mask_ignores_offset"),
     "no mask in the cached path": ("kv_cache", {"kv_cache": [(
         "    mask = causal_mask(T, k.size(2), device=x.device)", "    mask = None")]},
         "kv_no_mask"),
