@@ -195,3 +195,33 @@ def test_each_job_gets_a_cpu_quota_of_its_threads(submission):
         proc.kill()
         proc.wait()
         launch.cleanup()
+
+
+@needs_bwrap
+@x86_64
+def test_new_namespaces_and_mounts_are_denied_inside(submission):
+    # A user namespace would give the job capabilities over its own namespaces (mounts, more
+    # of the kernel's surface); none of these calls may succeed, however they are spelled.
+    proc, launch = start(
+        """
+        import ctypes, json, threading
+        libc = ctypes.CDLL(None, use_errno=True)
+        def call(*args):
+            r = libc.syscall(*args)
+            return [r, ctypes.get_errno()]
+        CLONE_NEWUSER, CLONE_NEWNS = 0x10000000, 0x00020000
+        out = {
+            "unshare_user": call(272, CLONE_NEWUSER),
+            "unshare_mnt": call(272, CLONE_NEWNS),
+            "clone_newuser": call(56, CLONE_NEWUSER | 17, 0, 0, 0, 0),  # 17 = SIGCHLD
+            "clone3": call(435, 0, 0),
+            "mount": call(165, b"none", b"/tmp", b"tmpfs", 0, None),
+            "bpf": call(321, 0, 0, 0),
+        }
+        t = threading.Thread(target=lambda: None); t.start(); t.join()  # threads still work
+        print(json.dumps(out))
+        """, submission)
+    got = finish(proc, launch)
+    for name, (ret, err) in got.items():
+        assert ret == -1, (name, ret, err)
+        assert err == (38 if name == "clone3" else 1), (name, err)  # ENOSYS / EPERM
