@@ -54,12 +54,14 @@ class CheckSettings:
     """Per-grading settings that some checks read, given explicitly by ``GradeOptions.checks``
     (never module globals or environment variables). ``gpt2_weights``: a local folder of the
     real ``gpt2`` checkpoint (None: look in the Hugging Face cache); ``probe_threads``: a cap on
-    the torch threads of the training probes (None: the worker's threads); ``checkpoints``: a
+    the torch threads of the training probes (None: the worker's threads; 1 by default: the
+    probe models are tiny, a second thread gains little on an idle machine and makes a step
+    10-70x slower when other processes share the cores, DESIGN.md); ``checkpoints``: a
     :class:`grader.checks.checkpoints.CheckpointStore` shared by the gradings that use these
     settings (None: each grading builds its own)."""
 
     gpt2_weights: Any = None
-    probe_threads: int | None = None
+    probe_threads: int | None = 1
     checkpoints: Any = None
 
 

@@ -52,8 +52,10 @@ GPT_HELDOUT_WINDOWS = 2048
 # without attention +0.32..+0.34, without residuals +0.71..+1.73, wte ~ N(0, 1) +1.16..+1.72.
 # 0.05 is eight times the worst correct excess and a sixth of the smallest broken one.
 GPT_MARGIN = 0.05
-GPT_MAX_SECONDS = 60.0  # the step budget's wall-clock cap (the reference: ~1 s on one core;
-# generous for the same reason as PROBE_TIMEOUT)
+GPT_MAX_SECONDS = 60.0  # the step budget's cap in CPU seconds (the reference: ~1 s on one core)
+# The request's wall-clock limit: on a busy machine a run inside the CPU budget may take a few
+# times longer, and must not be cut there (that would make the verdict depend on the load).
+GPT_WALL_SECONDS = 4 * GPT_MAX_SECONDS + 30
 
 
 def _gpt_inputs(ctx: Context, seed: int) -> dict[str, torch.Tensor]:
@@ -115,7 +117,7 @@ def run_gpt_probe(ctx: Context, seed: int = GPT_SEED) -> ProbeResult:
         "last_only": True,
         "threads": probe_threads(ctx)},
         {"xs": inp["xs"], "ys": inp["ys"], "heldout": inp["heldout"]},
-        timeout=GPT_MAX_SECONDS + 30)
+        timeout=GPT_WALL_SECONDS)
     losses = [float(v) for v in reply.tensors["losses"]]
     ref_losses = [float(v) for v in exp["losses"]]
     logits = reply.tensors["logits"]
@@ -136,7 +138,8 @@ def run_gpt_probe(ctx: Context, seed: int = GPT_SEED) -> ProbeResult:
     start = f"first loss {first:.3f} (ln V = {ln_v:.3f})"
     if reply.result["steps_done"] < GPT_STEPS:
         return ProbeResult(False, f"your GPT trained only {reply.result['steps_done']} of "
-                           f"{GPT_STEPS} steps within the {GPT_MAX_SECONDS:g} s cap ({start})",
+                           f"{GPT_STEPS} steps within its budget of {GPT_MAX_SECONDS:g} s of "
+                           f"CPU time ({start})",
                            "Is the forward pass doing much more work than needed (Python "
                            "loops over heads or positions)?", details, math.inf, math.nan,
                            float(reply.result["seconds"]))
@@ -156,7 +159,7 @@ def run_gpt_probe(ctx: Context, seed: int = GPT_SEED) -> ProbeResult:
 
 
 @check("gpt_probe", "Your GPT trains on the Stage 12 task like the reference GPT", 3,
-       needs=("GPT", "GPTConfig"), timeout=GPT_MAX_SECONDS + 30)
+       needs=("GPT", "GPTConfig"), timeout=GPT_WALL_SECONDS)
 def gpt_probe(ctx: Context):
     """The student's own ``GPT`` from ``block.py`` (2 layers, 2 heads, 32 dims), trained 120
     steps by a fixed plain-AdamW loop on the Stage 12 task, ends with a held-out next-token loss
