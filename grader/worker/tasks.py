@@ -201,6 +201,7 @@ def model_info(model: torch.nn.Module) -> dict[str, Any]:
         "same_object": [names for names in by_object.values() if len(names) > 1],
         "same_storage": [names for names in by_storage.values() if len(names) > 1],
         "buffers": [name for name, _ in model.named_buffers()],
+        "state_dict": list(model.state_dict().keys())[:10_000],
     }
 
 

@@ -156,6 +156,14 @@ CAUSAL_MASK_BUGS = {
         {'causal_mask.mask_errors'},
         None,
     ),
+    'mask_buffer_in_state_dict': (
+        {'causal_mask': [('        self.block_size = block_size\n',
+                          '        self.block_size = block_size\n'
+                          '        self.register_buffer("bias", causal_mask(block_size, '
+                          'block_size))\n')]},
+        {'causal_mask.csa_shapes'},
+        None,
+    ),
 }
 
 BLOCK_BUGS = {

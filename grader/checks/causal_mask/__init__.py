@@ -107,10 +107,25 @@ def csa_shapes(ctx: Context):
         run = run_module(ctx, "causal_mask", CSA, args=[n_embd, n_head, block], tensors=x,
                          calls=[call_spec(T("x"))],
                          what=f"`{CSA}({n_embd}, {n_head}, {block})(x)`")
-        require_parameters(run, shapes_of(_csa_params(ctx, n_embd, n_head, block, "shapes")), CSA)
+        expected = shapes_of(_csa_params(ctx, n_embd, n_head, block, "shapes"))
+        require_parameters(run, expected, CSA)
+        _require_state_dict(run.info.get("state_dict", []), expected)
         assert_shape(run.calls[0].output.tensor(), (b, t, n_embd),
                      f"the output for x of shape {(b, t, n_embd)}")
     return ok()
+
+
+def _require_state_dict(keys: list[str], expected: dict[str, list[int]]) -> None:
+    # The stub's contract: the state dict holds the four c_attn/c_proj tensors only, so that a
+    # GPT-2 checkpoint loads with strict=True. A cached mask registered as a persistent buffer
+    # breaks that while every output stays right.
+    extra = [k for k in keys if k not in expected]
+    if extra:
+        raise CheckFailed(
+            f"the state dict of `{CSA}` holds {', '.join(f'`{k}`' for k in extra[:3])} besides "
+            f"its parameters", hint="register a cached mask with `register_buffer(name, mask, "
+            "persistent=False)`: the state dict must hold only c_attn and c_proj, so that "
+            "checkpoints load into it with strict=True")
 
 
 def _csa_run(ctx: Context, n_embd: int, n_head: int, block: int, b: int, t: int, grads: bool):
