@@ -399,11 +399,24 @@ def gpt_param_count(ctx: Context):
             + (f" ({extra:+,})" if extra is not None else "")
             + (" — exactly vocab_size x n_embd: the wte/lm_head matrix is counted twice, or "
                "lm_head is a copy" if twice else ""),
-            hint=lm["hint"] if lm else "Count each parameter once, the tied matrix included: "
-                                       "sum(p.numel() for p in self.parameters()).",
+            hint=lm["hint"] if lm else _count_hint(run.info, got, expected),
             actual=got if isinstance(got, (int, float)) else str(got), expected=expected,
             **({"likely_mistake": lm} if lm else {}))
     return ok(num_parameters=expected)
+
+
+def _count_hint(info: dict, got: object, expected: int) -> str:
+    """What to look at when the count is off by something else than the tied matrix. The
+    worker's own count of the model's parameters only chooses the words, never the verdict."""
+    own = info.get("num_parameters")
+    if isinstance(own, int) and isinstance(got, (int, float)) and own == got:
+        # The method counts the model right: the model itself has other parameters.
+        return (f"num_parameters() counts your model correctly, but the model has "
+                f"{own - expected:+,} parameters against the reference: look for a layer "
+                f"missing or added (a LayerNorm without bias, a bias-free Linear, an extra "
+                f"layer); the shape checks name the parameters that differ.")
+    return ("Count each parameter once, the tied matrix included: "
+            "sum(p.numel() for p in self.parameters()).")
 
 
 def _tying_inputs(ctx: Context) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
