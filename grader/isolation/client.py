@@ -123,6 +123,31 @@ class _BoundedLog:
                     + bytes(self.tail).decode(errors="replace"))
 
 
+# Folders a staged copy of a submission leaves out (caches and environments, never graded).
+STAGING_IGNORED = ("__pycache__", ".git", ".venv", "venv", "node_modules", ".ipynb_checkpoints")
+# A submission larger than this is never copied (it is graded in place, readable or not).
+STAGING_MAX_BYTES = 256 * 2**20
+
+
+def _readable_by_others(root: Path) -> bool:
+    """Whether every folder under ``root`` can be listed and every file read by any user, or
+    the tree is too large to copy (then it is used in place, and an unreadable file is the
+    student's own error)."""
+    total = 0
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in STAGING_IGNORED]
+        if os.stat(folder).st_mode & 0o005 != 0o005:
+            return False
+        for name in files:
+            st = os.lstat(os.path.join(folder, name))
+            total += st.st_size
+            if total > STAGING_MAX_BYTES:
+                return True
+            if not (st.st_mode & 0o004) and not os.path.islink(os.path.join(folder, name)):
+                return False
+    return True
+
+
 class WorkerClient:
     """A worker for one submission folder. Use as a context manager."""
 
@@ -143,6 +168,7 @@ class WorkerClient:
         self._ready = False
         self._lease: leases.SlotLease | None = None
         self.processes_forbidden = False
+        self._staged: Path | None = None
 
     @property
     def slot(self) -> int | None:
@@ -183,6 +209,28 @@ class WorkerClient:
         self.launch()
         self._await_ready()
 
+    def _visible_submission(self) -> Path:
+        """The folder the worker is given as ``/submission``: the submission itself, or, when
+        part of it is not readable by other users (a folder made by ``mktemp -d``, an archive
+        unpacked with private modes), a readable copy in this worker's data folder. The
+        sandboxed worker runs as its own unprivileged uid and would otherwise fail to import
+        the student's modules with a PermissionError that says nothing useful."""
+        if self._staged is not None:
+            return self._staged
+        self._staged = self.submission
+        if not _readable_by_others(self.submission):
+            copy = self.data_dir / "submission"
+            shutil.copytree(self.submission, copy, symlinks=True,
+                            ignore=shutil.ignore_patterns(*STAGING_IGNORED))
+            for folder, dirs, files in os.walk(copy):
+                os.chmod(folder, 0o755)
+                for name in files:
+                    path = os.path.join(folder, name)
+                    if not os.path.islink(path):
+                        os.chmod(path, 0o644)
+            self._staged = copy
+        return self._staged
+
     def launch(self) -> None:
         """Start the worker process without waiting for it: its ``import torch`` then overlaps
         with whatever the caller does next (e.g. importing the checks)."""
@@ -195,7 +243,7 @@ class WorkerClient:
         self.starts += 1
         launch = sandbox.plan_launch(
             self._command,
-            submission_dir=self.submission,
+            submission_dir=self._visible_submission(),
             extra_ro_binds=[(WORKER_PACKAGE, SANDBOX_WORKER), (SHARED_PACKAGE, SANDBOX_SHARED),
                             (self.data_dir, SANDBOX_DATA)],
             isolation=self.settings.isolation,
@@ -228,7 +276,8 @@ class WorkerClient:
     def _command(self, path) -> list[str]:
         # `path` maps a host path to where the (possibly sandboxed) worker sees it.
         return [sys.executable, "-I", path(WORKER_PACKAGE / "__main__.py"),
-                "--submission", path(self.submission), "--threads", str(self.settings.threads),
+                "--submission", path(self._visible_submission()), "--threads",
+                str(self.settings.threads),
                 "--modules", path(self.modules_dir),
                 *(["--no-processes"] if self.processes_forbidden else [])]
 

@@ -39,3 +39,16 @@ def test_deterministic_without_importing_inductor_until_compile(tmp_path):
         worker.request("import", {"modules": ["probe"]})
         assert _call(worker, "settings") == [True, True, False]
         assert _call(worker, "compiled") is True
+
+
+def test_a_private_submission_folder_is_graded_from_a_readable_copy(tmp_path):
+    # `mktemp -d` makes 0700 folders; the sandboxed worker runs as another uid.
+    sub = tmp_path / "private"
+    sub.mkdir(mode=0o700)
+    (sub / "probe.py").write_text(PROBE)
+    (sub / "probe.py").chmod(0o600)
+    with WorkerClient(sub, settings()) as worker:
+        reply = worker.request("import", {"modules": ["probe"]})
+        assert reply.result["modules"]["probe"]["ok"], reply.result
+        assert _call(worker, "settings")[0] is True
+    assert oct(sub.stat().st_mode & 0o777) == "0o700"  # the student's folder is left as it was
