@@ -222,7 +222,7 @@ class WorkerClient:
             copy = self.data_dir / "submission"
             shutil.copytree(self.submission, copy, symlinks=True,
                             ignore=shutil.ignore_patterns(*STAGING_IGNORED))
-            for folder, dirs, files in os.walk(copy):
+            for folder, _dirs, files in os.walk(copy):
                 os.chmod(folder, 0o755)
                 for name in files:
                     path = os.path.join(folder, name)
