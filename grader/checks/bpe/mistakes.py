@@ -83,6 +83,16 @@ register(
              "vocab[FIRST_MERGE_ID + i - 1] = vocab.get(a, b'') + vocab.get(b, b'')")]}},
     ),
     Mistake(
+        "bpe_merge_overlap", "merge() moves on by one after replacing a pair, so occurrences "
+                             "overlap",
+        "After replacing ids[i], ids[i + 1] by the new id, continue at i + 2: the two ids are "
+        "used up. Moving on by one lets the second id start another pair: merge([97, 97, 97], "
+        "(97, 97), 256) must give [256, 97], not [256, 256, 97].",
+        Q6,
+        plant={"bpe": [("            out.append(new_id)\n            i += 2",
+                        "            out.append(new_id)\n            i += 1")]},
+    ),
+    Mistake(
         "bpe_decode_per_token", "decode turns each token into a str on its own, instead of "
                                 "decoding the joined bytes",
         "A character can be split across tokens (an emoji is 4 bytes, 'é' is 2): join the "
