@@ -11,7 +11,7 @@ whitespace) by ``GPT2_PATTERN``, and no merge ever crosses two pre-tokens.
 
 Replace every ``raise NotImplementedError`` with your code; the docstrings are the specification.
 
-The grader imports these exact names from this module: ``train``, ``build_vocab``, ``encode``,
+The grader imports these exact names from this module: ``train_bpe``, ``build_vocab``, ``encode``,
 ``decode``, ``GPT2Tokenizer`` and ``gpt2_tokenizer``. Do not rename them or change their
 signatures.
 """
@@ -38,7 +38,7 @@ def pretokenize(text: str) -> list[str]:
     raise NotImplementedError("Return regex.findall(GPT2_PATTERN, text).")
 
 
-def train(text: str, vocab_size: int) -> list[tuple[int, int]]:
+def train_bpe(text: str, vocab_size: int) -> list[tuple[int, int]]:
     """Learn a byte-level BPE merge table from ``text``.
 
     1. Split ``text`` with :func:`pretokenize`; each pre-token becomes the list of its UTF-8
@@ -93,7 +93,7 @@ def build_vocab(merges: list[tuple[int, int]]) -> dict[int, bytes]:
 
 
 def encode(text: str, merges: list[tuple[int, int]]) -> list[int]:
-    """Encode ``text`` with a merge table made by :func:`train`.
+    """Encode ``text`` with a merge table made by :func:`train_bpe`.
 
     Split with :func:`pretokenize`; in each pre-token, start from its UTF-8 bytes and, while
     some adjacent pair is in the table, merge the pair that comes EARLIEST in the table (the
@@ -103,7 +103,7 @@ def encode(text: str, merges: list[tuple[int, int]]) -> list[int]:
 
     Args:
         text: any ``str`` (``""`` gives ``[]``).
-        merges: the merge table, as :func:`train` returns it.
+        merges: the merge table, as :func:`train_bpe` returns it.
 
     Returns:
         The token ids, a list of ints.

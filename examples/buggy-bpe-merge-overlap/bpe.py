@@ -30,7 +30,7 @@ def pretokenize(text: str) -> list[str]:
     return regex.findall(GPT2_PATTERN, text)
 
 
-def train(text: str, vocab_size: int) -> list[tuple[int, int]]:
+def train_bpe(text: str, vocab_size: int) -> list[tuple[int, int]]:
     """Learn a byte-level BPE merge table from ``text``.
 
     1. Split ``text`` with :func:`pretokenize`; each pre-token becomes the list of its UTF-8
@@ -109,7 +109,7 @@ def build_vocab(merges: list[tuple[int, int]]) -> dict[int, bytes]:
 
 
 def encode(text: str, merges: list[tuple[int, int]]) -> list[int]:
-    """Encode ``text`` with a merge table made by :func:`train`.
+    """Encode ``text`` with a merge table made by :func:`train_bpe`.
 
     Split with :func:`pretokenize`; in each pre-token, start from its UTF-8 bytes and, while
     some adjacent pair is in the table, merge the pair that comes EARLIEST in the table (the
@@ -119,7 +119,7 @@ def encode(text: str, merges: list[tuple[int, int]]) -> list[int]:
 
     Args:
         text: any ``str`` (``""`` gives ``[]``).
-        merges: the merge table, as :func:`train` returns it.
+        merges: the merge table, as :func:`train_bpe` returns it.
 
     Returns:
         The token ids, a list of ints.

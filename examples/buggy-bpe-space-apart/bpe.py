@@ -31,7 +31,7 @@ def pretokenize(text: str) -> list[str]:
             for p in ((w[0], w[1:]) if w[0] == ' ' and w[1:].strip() else (w,))]
 
 
-def train(text: str, vocab_size: int) -> list[tuple[int, int]]:
+def train_bpe(text: str, vocab_size: int) -> list[tuple[int, int]]:
     """Learn a byte-level BPE merge table from ``text``.
 
     1. Split ``text`` with :func:`pretokenize`; each pre-token becomes the list of its UTF-8
@@ -110,7 +110,7 @@ def build_vocab(merges: list[tuple[int, int]]) -> dict[int, bytes]:
 
 
 def encode(text: str, merges: list[tuple[int, int]]) -> list[int]:
-    """Encode ``text`` with a merge table made by :func:`train`.
+    """Encode ``text`` with a merge table made by :func:`train_bpe`.
 
     Split with :func:`pretokenize`; in each pre-token, start from its UTF-8 bytes and, while
     some adjacent pair is in the table, merge the pair that comes EARLIEST in the table (the
@@ -120,7 +120,7 @@ def encode(text: str, merges: list[tuple[int, int]]) -> list[int]:
 
     Args:
         text: any ``str`` (``""`` gives ``[]``).
-        merges: the merge table, as :func:`train` returns it.
+        merges: the merge table, as :func:`train_bpe` returns it.
 
     Returns:
         The token ids, a list of ints.

@@ -29,7 +29,7 @@ def _merge(ids, pair, new_id):
     return out
 
 
-def train(text, vocab_size):
+def train_bpe(text, vocab_size):
     if vocab_size < 256:
         raise ValueError("vocab_size must be >= 256")
     words = [[list(w), n] for w, n in Counter(p.encode() for p in pretokenize(text)).items()]

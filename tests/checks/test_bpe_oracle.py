@@ -77,7 +77,7 @@ def test_day30_counts_are_gpt2s():
 
 
 def _documented_train(text: str, vocab_size: int) -> list[tuple[int, int]]:
-    """train's docstring, step by step, written without the reference's shortcuts (no
+    """train_bpe's docstring, step by step, written without the reference's shortcuts (no
     de-duplicated words): the rule the grader enforces."""
     pieces = [list(p.encode("utf-8")) for p in bpe.pretokenize(text)]
     merges = []
@@ -109,18 +109,18 @@ def _documented_train(text: str, vocab_size: int) -> list[tuple[int, int]]:
 def test_reference_training_follows_its_docstring(seed):
     rng = random.Random(seed)
     text = texts.words_text(seed, rng.choice([texts.ENGLISH, texts.UNICODE, texts.RUNS]), 60)
-    assert bpe.train(text, 256 + 30) == _documented_train(text, 256 + 30)
+    assert bpe.train_bpe(text, 256 + 30) == _documented_train(text, 256 + 30)
 
 
 def test_the_tie_text_ties_where_the_rules_disagree():
-    merges = bpe.train(texts.TIE_TEXT, texts.TIE_VOCAB)
+    merges = bpe.train_bpe(texts.TIE_TEXT, texts.TIE_VOCAB)
     assert merges[0] == (32, 97)  # ' a': the smallest of seven pairs seen twice
     # the pair seen first would be (98, 97) 'ba'; the largest (100, 99) 'dc'
     assert (98, 97) != merges[0] != (100, 99)
 
 
 def test_reference_encode_decode_contract():
-    merges = bpe.train(texts.words_text(5, texts.UNICODE, 80), 256 + 40)
+    merges = bpe.train_bpe(texts.words_text(5, texts.UNICODE, 80), 256 + 40)
     vocab = bpe.build_vocab(merges)
     assert len(vocab) == 256 + len(merges) and vocab[32] == b" "
     assert bpe.encode("", merges) == [] and bpe.decode([], merges) == ""
@@ -131,7 +131,7 @@ def test_reference_encode_decode_contract():
     with pytest.raises(ValueError):
         bpe.decode([256 + len(merges)], merges)
     with pytest.raises(ValueError):
-        bpe.train("abc", 255)
+        bpe.train_bpe("abc", 255)
     assert bpe.merge([97, 97, 97], (97, 97), 256) == [256, 97]
 
 

@@ -1,6 +1,6 @@
 """Checks of assignment 1: the BPE tokenizer (``bpe.py``).
 
-- :mod:`.byte_level`: ``train`` (the merge table, order and ties included), ``build_vocab``,
+- :mod:`.byte_level`: ``train_bpe`` (the merge table, order and ties included), ``build_vocab``,
   ``encode`` (merges by rank, not by frequency) and ``decode`` (round trips, invalid UTF-8);
 - :mod:`.gpt2`: ``GPT2Tokenizer`` on GPT-2's real files against tiktoken's ``gpt2`` encoding,
   offline (:mod:`.oracle`), the Day 30 examples' token counts, and a speed note;

@@ -1,4 +1,4 @@
-"""The checks of the byte-level BPE: ``train``, ``build_vocab``, ``encode``, ``decode``.
+"""The checks of the byte-level BPE: ``train_bpe``, ``build_vocab``, ``encode``, ``decode``.
 
 Merge tables and token ids are compared exactly (they are integers); on a mismatch the message
 names the first differing merge or token, written as bytes, and the diagnosis reruns the same
@@ -84,13 +84,13 @@ def _compare_merges(ctx: Context, key: str, cases: dict[str, tuple[str, int]],
     vocab_size)``) and fail on the first difference, with a diagnosis over all cases."""
     def reference(ref):
         bpe = ref_bpe(ref)
-        return {name: torch.tensor(bpe.train(text, size), dtype=torch.int64).reshape(-1, 2)
+        return {name: torch.tensor(bpe.train_bpe(text, size), dtype=torch.int64).reshape(-1, 2)
                 for name, (text, size) in cases.items()}
 
     expected = ctx.expected(key, reference)
     mine = {}
     for name, (text, size) in cases.items():
-        res = _call(ctx, "train", text, size, what=f"`train(<{name} text>, {size})`")
+        res = _call(ctx, "train_bpe", text, size, what=f"`train_bpe(<{name} text>, {size})`")
         mine[name] = res.output.int_rows(2)
     diagnosis = Diagnosis(ctx, key, reference, compared)
     for name, (text, size) in cases.items():
@@ -101,25 +101,25 @@ def _compare_merges(ctx: Context, key: str, cases: dict[str, tuple[str, int]],
         ref_table, my_table = token_bytes(exp), token_bytes(got)
         first = next((i for i, (a, b) in enumerate(zip(got, exp, strict=False)) if a != b), None)
         if first is None:
-            message = (f"train(<{name} text>, {size}) made {len(got)} merges, expected "
+            message = (f"train_bpe(<{name} text>, {size}) made {len(got)} merges, expected "
                        f"{len(exp)} (vocab_size - 256, unless no pair is left)")
         else:
-            message = (f"train(<{name} text>, {size}): merge {first} (id {FIRST_ID + first}) is "
-                       f"{show_pair(got[first], my_table)}, expected "
+            message = (f"train_bpe(<{name} text>, {size}): merge {first} "
+                       f"(id {FIRST_ID + first}) is {show_pair(got[first], my_table)}, expected "
                        f"{show_pair(exp[first], ref_table)}; the first {first} merges agree")
         actual = {n: torch.tensor(m, dtype=torch.int64).reshape(-1, 2) for n, m in mine.items()}
         raise CheckFailed(
             message,
             hint="Count pairs inside each pre-token only, merge the most frequent (ties: the "
-                 "smallest pair), and give merge i the id 256 + i; see train's docstring."
+                 "smallest pair), and give merge i the id 256 + i; see train_bpe's docstring."
                  + PRACTICE,
             case=name, text_start=text[:80], first_difference=first,
             **diagnosis.details(actual, expected, atol=0.0, rtol=0.0))
 
 
-@check("train_merges", "train: the reference's merges, in order", 4, needs=("train",))
+@check("train_merges", "train_bpe: the reference's merges, in order", 4, needs=("train_bpe",))
 def train_merges(ctx: Context):
-    """``train(text, vocab_size)`` on seeded texts (English-like words, other scripts and
+    """``train_bpe(text, vocab_size)`` on seeded texts (English-like words, other scripts and
     emoji, long runs of one letter) returns the reference's merge table, order included."""
     inputs = _train_inputs(ctx)
     cases = {name: (inputs[name], size) for name, _, _, size in texts.TRAIN_CASES}
@@ -127,8 +127,8 @@ def train_merges(ctx: Context):
     return ok(cases=len(cases))
 
 
-@check("train_ties", "train: ties go to the smallest pair, as the docstring says", 2,
-       hidden=True, needs=("train",))
+@check("train_ties", "train_bpe: ties go to the smallest pair, as the docstring says", 2,
+       hidden=True, needs=("train_bpe",))
 def train_ties(ctx: Context):
     """On a text whose every merge is a tie, the table is the one the docstring's rule gives
     (the smallest pair), not the pair seen first nor the largest."""
@@ -140,11 +140,11 @@ def train_ties(ctx: Context):
 
 def _reference_merges(ctx: Context, name: str = "unicode") -> list[tuple[int, int]]:
     """The reference's merge table of one training case: the table the encode/decode checks
-    give the student's functions (so they are graded even if ``train`` is wrong)."""
+    give the student's functions (so they are graded even if ``train_bpe`` is wrong)."""
     inputs = _train_inputs(ctx)
     size = next(s for n, _, _, s in texts.TRAIN_CASES if n == name)
     exp = ctx.expected(f"table/{name}", lambda ref: {"merges": torch.tensor(
-        ref_bpe(ref).train(inputs[name], size), dtype=torch.int64).reshape(-1, 2)})
+        ref_bpe(ref).train_bpe(inputs[name], size), dtype=torch.int64).reshape(-1, 2)})
     return merges_of(exp["merges"])
 
 
