@@ -11,8 +11,6 @@ cannot copy the answer and cannot beat the reference.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -21,24 +19,17 @@ from grader.checks.base import CheckFailed, Context, ok
 from grader.checks.block import ASSIGNMENT
 from grader.checks.expected import FixtureMissing
 from grader.checks.harness import new, seeded
-from grader.checks.training.common import probe_device, probe_threads, series, threads
+from grader.checks.training.common import (
+    ProbeResult,
+    probe_device,
+    probe_threads,
+    series,
+    threads,
+)
 from grader.checks.training.task import V, task_data
 from grader.shared.probe import minimal_train
 
 check = ASSIGNMENT.check
-
-
-@dataclass
-class ProbeResult:
-    """One probe run, judged: ``passed`` with the message for the student and the figures."""
-
-    passed: bool
-    message: str
-    hint: str
-    details: dict[str, Any]
-    ratio: float
-    norm_ratio: float
-    seconds: float
 
 
 GPT_SEED = 0

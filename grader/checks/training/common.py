@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import math
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -18,7 +19,21 @@ from grader.tolerance import close
 # grading's CheckSettings.probe_threads. Measured on the 2-core machine (bench/bench_probe.py):
 # with 2 threads the live verdict of the loop probe takes 1.8 s against 2.6 s with 1 thread when
 # the machine is otherwise idle, but 10-50 s when other torch processes share the cores, where 1
-# thread stays at 2.6-3.6 s. Set it to 1 for a machine whose load the grader does not control.
+# thread stays at 2.6-3.6 s. CheckSettings caps it at 1 by default.
+
+
+@dataclass
+class ProbeResult:
+    """One probe run (the loop's, or the GPT's), judged: ``passed`` with the message for the
+    student and the figures."""
+
+    passed: bool
+    message: str
+    hint: str
+    details: dict[str, Any]
+    ratio: float
+    norm_ratio: float
+    seconds: float
 
 
 def probe_threads(ctx: Context) -> int:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -16,6 +14,7 @@ from grader.checks.base import CheckFailed, Context, ok
 from grader.checks.expected import FixtureMissing
 from grader.checks.training import ASSIGNMENT
 from grader.checks.training.common import (
+    ProbeResult,
     metric,
     probe_device,
     probe_threads,
@@ -48,19 +47,6 @@ PROBE_NORM_BAND = (0.5, 2.0)
 # only stops a loop that is pathologically slow, with room for a machine that is busy with
 # other graders (oversubscribed threads slow torch down by 10-70x, DESIGN.md).
 PROBE_TIMEOUT = 90.0
-
-
-@dataclass
-class ProbeResult:
-    """One probe run, judged: ``passed`` with the message for the student and the figures."""
-
-    passed: bool
-    message: str
-    hint: str
-    details: dict[str, Any]
-    ratio: float
-    norm_ratio: float
-    seconds: float
 
 
 def _probe_inputs(ctx: Context, seed: int) -> dict[str, torch.Tensor]:
