@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grader.isolation import replies
+from grader.isolation.client import kill_group
 
 
 class JudgingFailed(Exception):
@@ -66,11 +67,11 @@ def run_bounded(entry: str, payload: bytes, limits: JudgeLimits = JudgeLimits(),
         try:
             _, err = proc.communicate(payload, timeout=limits.timeout)
         except subprocess.TimeoutExpired:
-            _kill(proc)
+            kill_group(proc)
             raise JudgingFailed(f"judging this submission took longer than "
                                 f"{limits.timeout:.0f} s and was stopped") from None
         finally:
-            _kill(proc)
+            kill_group(proc)
         if proc.returncode != 0:
             raise JudgingFailed(_why(proc.returncode, err or b""))
         size = os.path.getsize(out.name)
@@ -114,17 +115,6 @@ def write_result(value: dict[str, Any]) -> None:
     """In the judging process: write the answer where :func:`run_bounded` reads it."""
     with open(os.environ["GRADER_JUDGE_OUT"], "w") as fh:
         json.dump(value, fh, allow_nan=False)
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def _why(code: int, err: bytes) -> str:

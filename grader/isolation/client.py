@@ -337,7 +337,7 @@ class WorkerClient:
                 except (OSError, subprocess.TimeoutExpired):
                     pass
             if proc.poll() is None:
-                _kill_group(proc)
+                kill_group(proc)
             for stream in (proc.stdin, proc.stdout):
                 try:
                     stream.close()
@@ -445,8 +445,9 @@ def _write_all(proc: subprocess.Popen, data: bytes, deadline: float) -> None:
             view = view[n:]
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    # The worker leads its own session: killing the group also ends what the student forked.
+def kill_group(proc: subprocess.Popen) -> None:
+    """Kill ``proc``'s whole process group and reap it (a worker or a judging process leads its
+    own session, so this also ends whatever it forked)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
