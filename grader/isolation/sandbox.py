@@ -533,9 +533,28 @@ class _BwrapArgs:
             self.binds.append((os.path.abspath(host), real, dest))  # already visible there
             return
         self.ensure_parents(dest)
-        self.args += ["--ro-bind", real, dest]
+        if os.path.isdir(real) and os.stat(real).st_mode & 0o005 != 0o005:
+            self._open_up(real, dest)
+        else:
+            self.args += ["--ro-bind", real, dest]
         self.binds.append((os.path.abspath(host), real, dest))
         self._dirs.add(dest)
+
+    def _open_up(self, real: str, dest: str) -> None:
+        # A bind keeps the host directory's mode, and the dropped uid cannot enter a 0700 one
+        # (a venv made in `mktemp -d`): the interpreter would then silently fall back to the base
+        # prefix and miss the venv's packages. Recreate the directory world-readable and bind
+        # its entries one by one instead; the entries keep their own modes.
+        self.args += ["--perms", "0755", "--dir", dest]
+        self._dirs.add(dest)
+        for entry in sorted(os.listdir(real)):
+            src, target = os.path.join(real, entry), os.path.join(dest, entry)
+            if os.path.islink(src):
+                self.args += ["--symlink", os.readlink(src), target]
+            elif os.path.isdir(src) and os.stat(src).st_mode & 0o005 != 0o005:
+                self._open_up(src, target)
+            else:
+                self.args += ["--ro-bind", src, target]
 
     def to_sandbox(self, host: str | os.PathLike[str]) -> str:
         """Where the child sees ``host``: by the bind the path lies under as spelled (a venv's

@@ -566,3 +566,36 @@ def test_bwrap_runs_a_venv_like_python_by_its_own_path(submission):
         import shutil
 
         shutil.rmtree(venv, ignore_errors=True)
+
+
+@needs_bwrap
+def test_a_venv_in_a_private_directory_keeps_its_own_packages(submission):
+    # `mktemp -d` makes 0700 directories, and a bind keeps the mode: the dropped uid could not
+    # read pyvenv.cfg, so the interpreter silently fell back to the base prefix and would have
+    # imported the base's torch, or none. The venv's own site-packages must be what it sees.
+    import shutil
+    import tempfile
+
+    venv = Path(tempfile.mkdtemp(prefix="gv", dir="/tmp"))
+    assert venv.stat().st_mode & 0o777 == 0o700
+    try:
+        (venv / "bin").mkdir()
+        python_link = venv / "bin" / "python"
+        python_link.symlink_to(os.path.realpath(sys.executable))
+        (venv / "pyvenv.cfg").write_text(
+            f"home = {os.path.dirname(os.path.realpath(sys.executable))}\n"
+            "include-system-site-packages = false\n")
+        site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+        (site / "site-packages").mkdir(parents=True)
+        (site / "site-packages" / "only_in_this_venv.py").write_text("MARK = 42\n")
+        code = "import sys, only_in_this_venv as m; print(sys.prefix, m.MARK)"
+        launch = plan_launch(lambda path: [path(python_link), "-I", "-c", code],
+                             submission_dir=submission, extra_ro_binds=[(venv, str(venv))])
+        try:
+            proc = run(launch)
+        finally:
+            launch.cleanup()
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == [str(venv), "42"]
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)
