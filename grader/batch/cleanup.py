@@ -120,7 +120,7 @@ def _remove_stale_cgroups(slot: int) -> None:
     """Remove the slot's cgroups below ours, unless another grader holds the slot now (it
     then owns them, and removes a stale group itself when it sets up its own)."""
     try:
-        from grader.isolation import leases, sandbox
+        from grader.isolation import cgroups, leases
     except ImportError:
         return
     try:
@@ -129,13 +129,13 @@ def _remove_stale_cgroups(slot: int) -> None:
         return
     try:
         name = leases.cgroup_name(slot)
-        own = sandbox._own_cgroup_paths()
-        for fstype, mount_root, point, options in sandbox._cgroup_mounts():
+        own = cgroups.own_cgroup_paths()
+        for fstype, mount_root, point, options in cgroups.cgroup_mounts():
             ctrls = [c for c in options if c in own] if fstype == "cgroup" else [""]
             for ctrl in ctrls:
-                parent = sandbox._host_dir(mount_root, point, own.get(ctrl, ""))
+                parent = cgroups.host_dir(mount_root, point, own.get(ctrl, ""))
                 if parent is not None and (parent / name).is_dir():
-                    sandbox._remove_cgroup(parent / name)
+                    cgroups.remove_cgroup(parent / name)
     except Exception:  # noqa: BLE001 - cleanup is best effort
         pass
     finally:

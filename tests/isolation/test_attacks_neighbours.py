@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.isolation import leases, sandbox
+from grader.isolation import cgroups, leases, sandbox
 from grader.isolation.client import WorkerClient, WorkerSettings
 from grader.isolation.sandbox import Limits, plan_launch
 
@@ -181,14 +181,14 @@ def test_each_job_gets_a_cpu_quota_of_its_threads(submission):
         cpu = next(line for line in lines if ":cpu:" in line or ":cpu," in line
                    or line.startswith("0::"))
         cg_path = cpu.split(":", 2)[2]
-        for fstype, root, point, opts in sandbox._cgroup_mounts():
+        for fstype, root, point, opts in cgroups.cgroup_mounts():
             if fstype == "cgroup" and "cpu" in opts:
-                d = sandbox._host_dir(root, point, cg_path)
+                d = cgroups.host_dir(root, point, cg_path)
                 assert d.name == "grader-slot-9"
                 assert int((d / "cpu.cfs_quota_us").read_text()) == 2 * 100_000
                 break
             if fstype == "cgroup2":
-                d = sandbox._host_dir(root, point, cg_path)
+                d = cgroups.host_dir(root, point, cg_path)
                 assert (d / "cpu.max").read_text().split()[0] == "200000"
                 break
     finally:

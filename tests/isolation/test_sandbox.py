@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.isolation import sandbox
+from grader.isolation import bwrap, cgroups, sandbox
+from grader.isolation.limits import rlimits
 from grader.isolation.sandbox import IsolationUnavailable, Launch, Limits, plan_launch
 
 BWRAP_OK, BWRAP_WHY = sandbox.isolation_available()
@@ -302,8 +303,8 @@ def test_bwrap_masks_grader_installed_in_site_packages(submission, tmp_path, mon
         (fake_site / pkg / "__init__.py").write_text(f"NAME = {pkg!r}\n")
     repo = Path(sandbox.__file__).resolve().parents[2]
     (fake_site / "__editable__.grader-0.1.pth").write_text(f"{repo}\n")  # an editable install
-    real_dirs = sandbox._python_dirs
-    monkeypatch.setattr(sandbox, "_python_dirs", lambda: [*real_dirs(), str(fake_site)])
+    real_dirs = bwrap.python_dirs
+    monkeypatch.setattr(bwrap, "python_dirs", lambda: [*real_dirs(), str(fake_site)])
     got = run_json(
         f"""
         import json, os, site, sys
@@ -435,11 +436,11 @@ def test_bwrap_joins_cgroups_and_cleanup_removes_them(submission):
         # Where those groups live on the host, to check that cleanup removes them.
         dirs = []
         for _, controllers, cg_path in joined:
-            for fstype, root, point, opts in sandbox._cgroup_mounts():
+            for fstype, root, point, opts in cgroups.cgroup_mounts():
                 if (controllers and fstype == "cgroup" and controllers in opts) or (
                     not controllers and fstype == "cgroup2"
                 ):
-                    dirs.append(sandbox._host_dir(root, point, cg_path))
+                    dirs.append(cgroups.host_dir(root, point, cg_path))
         assert dirs and all(d is not None and d.is_dir() for d in dirs)
         proc.stdin.close()
         proc.wait(timeout=10)
@@ -466,7 +467,7 @@ def test_bwrap_imports_torch(submission):
 
 def test_rlimit_data_not_as():
     """RLIMIT_AS breaks PyTorch: the memory cap must be RLIMIT_DATA (and stay so)."""
-    names = {res for res, _ in sandbox._rlimits(Limits(), with_nproc=True)}
+    names = {res for res, _ in rlimits(Limits(), with_nproc=True)}
     assert resource.RLIMIT_DATA in names and resource.RLIMIT_AS not in names
 
 
@@ -526,7 +527,7 @@ def test_path_maps_by_its_own_spelling_before_its_resolved_one(tmp_path):
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").symlink_to(base / "bin" / "python3.11")
     (venv / "lib").mkdir()
-    b = sandbox._BwrapArgs()
+    b = bwrap.BwrapArgs()
     b.ro_bind(str(base), str(base))
     b.ro_bind(str(venv), str(venv))
     b.ro_bind(str(venv / "lib"), "/opt/site")  # an inner bind still wins over its parent
