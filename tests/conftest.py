@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -72,7 +74,27 @@ def failing(result: SubmissionResult) -> set[str]:
             if c.status not in (Status.PASSED, Status.SKIPPED)}
 
 
+def assignments_in(folder: Path) -> list[str]:
+    """The assignments whose module ``folder`` holds, in the course's order."""
+    from grader.checks import ASSIGNMENTS
+
+    return [name for name, a in ASSIGNMENTS.items() if (folder / f"{a.module}.py").exists()]
+
+
+@functools.cache
+def _graded_example(name: str) -> SubmissionResult:
+    return grade_folder(EXAMPLES / name, assignments_in(EXAMPLES / name))
+
+
+def graded_example(name: str) -> SubmissionResult:
+    """``examples/<name>`` graded on its own assignments, once per test process: several test
+    modules read the same examples' results (verdicts, reports, words), and each grading costs
+    a worker. Each caller gets its own copy, so a test that changes it changes nothing else.
+    Modules that use it share the xdist group ``examples`` so that one process grades each."""
+    return copy.deepcopy(_graded_example(name))
+
+
 @pytest.fixture(scope="session")
 def correct_result() -> SubmissionResult:
     """The correct example, graded once for the whole session."""
-    return grade_folder(CORRECT)
+    return graded_example("correct")

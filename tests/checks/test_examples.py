@@ -4,20 +4,14 @@ points, with messages that name what differs."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
-from conftest import EXAMPLES, failing, grade_folder
+from conftest import EXAMPLES, failing, graded_example
 
-from grader.checks import ASSIGNMENTS
 from grader.model.results import Status
 
-
-def _assignments_in(folder: Path) -> list[str]:
-    return [name for name, a in ASSIGNMENTS.items() if (folder / f"{a.module}.py").exists()]
-
-
+# Graded once per test process and shared with the report tests (see conftest.graded_example).
+pytestmark = pytest.mark.xdist_group("examples")
 MAY_SKIP = {("gpt2_loading", "real_gpt2")}
 CORRECT_STYLES = sorted(p.name for p in EXAMPLES.iterdir() if p.name.startswith("correct-"))
 BUGGY = sorted(p.name for p in EXAMPLES.iterdir() if (p / "expected.yaml").exists())
@@ -25,8 +19,7 @@ BUGGY = sorted(p.name for p in EXAMPLES.iterdir() if (p / "expected.yaml").exist
 
 @pytest.mark.parametrize("name", CORRECT_STYLES)
 def test_correct_submissions_in_other_styles_get_full_marks(name):
-    folder = EXAMPLES / name
-    result = grade_folder(folder, _assignments_in(folder))
+    result = graded_example(name)
     # Only checks that cannot apply on this machine (real GPT-2 weights absent) may be skipped.
     bad = [(a, c.id, c.message) for a, c in result.all_checks()
            if c.status is not Status.PASSED
@@ -39,7 +32,7 @@ def test_correct_submissions_in_other_styles_get_full_marks(name):
 def test_buggy_example_loses_exactly_the_points_of_its_bug(name):
     folder = EXAMPLES / name
     spec = yaml.safe_load((folder / "expected.yaml").read_text())
-    result = grade_folder(folder, _assignments_in(folder))
+    result = graded_example(name)
     assert failing(result) == set(spec["fails"])
     lost = sum(c.max_score for a, c in result.all_checks() if f"{a}.{c.id}" in spec["fails"])
     assert result.score == result.max_score - lost

@@ -4,12 +4,10 @@ student grading a buggy example reads first which file to fix and why."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, ROOT, grade_folder
+from conftest import EXAMPLES, ROOT, grade_folder, graded_example
 
-from grader.checks import ASSIGNMENTS
 from grader.cli import main
 from grader.model import details as D
 from grader.model.rootcause import root_causes, start_here
@@ -21,15 +19,14 @@ FOLDERS = ["correct"] + sorted(p.name for p in EXAMPLES.iterdir()
                                if p.is_dir() and p.name.startswith("buggy-"))
 
 
-def _assignments_in(folder: Path) -> list[str]:
-    return [name for name, a in ASSIGNMENTS.items() if (folder / f"{a.module}.py").exists()]
+# Graded once per test process and shared with tests/checks/test_examples.py.
+pytestmark = pytest.mark.xdist_group("examples")
 
 
 @pytest.fixture(scope="module")
 def graded():
-    """Every example graded once (its own assignments), for the tests of this module."""
-    return {name: grade_folder(EXAMPLES / name, _assignments_in(EXAMPLES / name))
-            for name in FOLDERS}
+    """Every example graded on its own assignments (see conftest.graded_example)."""
+    return {name: graded_example(name) for name in FOLDERS}
 
 
 def _flat(text: str) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import graded_example
 
 from grader.checks.base import CheckFailed
 from grader.checks.common import F64_ATOL, F64_RTOL, causal_table, small_heatmap
@@ -25,6 +26,9 @@ from grader.out.reports import build_view, render_html, render_markdown, write_r
 ROOT = Path(__file__).resolve().parents[2]
 PLANTED = "<script>alert('pwned')</script>"
 SECRET = "SECRET-hidden-input-7f3a"
+
+# The correct example is graded once per test process for every module of this group.
+pytestmark = pytest.mark.xdist_group("examples")
 
 
 # ---------------------------------------------------------------------------- a buggy result
@@ -166,12 +170,8 @@ def buggy_result() -> SubmissionResult:
 
 @pytest.fixture(scope="module")
 def correct() -> SubmissionResult:
-    """The correct example, graded for real (~7 s), once for this module."""
-    from grader.grading import GradeOptions, grade
-    from grader.isolation.client import WorkerSettings
-
-    return grade(ROOT / "examples" / "correct",
-                 GradeOptions(worker=WorkerSettings(threads=1, call_timeout=120.0)))
+    """The correct example, graded for real, shared with the other example tests."""
+    return graded_example("correct")
 
 
 @pytest.fixture(scope="module")
