@@ -59,6 +59,9 @@ CORPUS: dict[str, tuple[str, dict[str, list[tuple[str, str]]], str]] = {
         "pos = torch.arange(L, L + T, dtype=torch.long, device=idx.device)",
         "pos = torch.arange(0, T, dtype=torch.long, device=idx.device)")]},
         "kv_position_offset"),
+    "len counts the layers": ("kv_cache", {"kv_cache": [(
+        "return 0 if self.k[0] is None else self.k[0].size(2)", "return len(self.k)")]},
+        "kv_len_counts_layers"),
     "cache updated twice": ("kv_cache", {"kv_cache": [(
         "    k, v = kv_cache.update(layer, k, v)\n",
         "    kv_cache.update(layer, k, v)  # store the new keys\n"

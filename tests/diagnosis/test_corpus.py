@@ -80,6 +80,10 @@ ATTENTION_BUGS = {
     "reshape_straight_into_heads": ("attention", [(HEADS, "\n".join(
         f"        {n} = {n}.reshape(B, self.n_head, T, hd)" for n in "qkv"))],
         "attention.mha_values", "heads_split_without_transpose"),
+    "qkv_cut_per_head": ("attention", [(SPLIT, (
+        "qkv = self.c_attn(x).reshape(B, T, self.n_head, 3, hd)\n"
+        "        q, k, v = qkv[:, :, :, 0], qkv[:, :, :, 1], qkv[:, :, :, 2]"))],
+        "attention.mha_values", "qkv_interleaved_per_head"),
 }
 MASK_BUGS = {
     "diagonal_sign_flipped": ("causal_mask", [(MASK, "return torch.tril(torch.ones(t_q, t_k, "

@@ -158,4 +158,20 @@ register(
         plant={"attention": [(h, f"{h[0]} = {h[0]}.view(B, T, 1, C).transpose(1, 2)")
                              for h in HEADS]},
     ),
+    Mistake(
+        "qkv_interleaved_per_head", "q, k and v are cut from c_attn head by head (each head's "
+                                    "q, k, v side by side) instead of as three n_embd blocks",
+        "c_attn's output is [q | k | v], three blocks of n_embd channels, and only then is each "
+        "block split into heads: q, k, v = self.c_attn(x).split(n_embd, dim=-1), then "
+        "q.view(B, T, n_head, hd). Viewing it as (B, T, n_head, 3 * hd) (or (..., n_head, 3, "
+        "hd)) first takes each head's q, k and v from the wrong channels (GPT-2's weights are "
+        "laid out [q | k | v]).",
+        f"{Q8}; {S42} (Q, K and V: three lenses)",
+        plant={"attention": [(SPLIT, "q, k, v = self.c_attn(x).view(B, T, self.n_head, 3 * hd)"
+                                     ".split(hd, dim=-1)")]},
+        flavours={"three_axis": {"attention": [(SPLIT, "q, k, v = self.c_attn(x).view("
+                                                       "B, T, self.n_head, 3, hd).unbind(3)")]},
+                  "last_axis": {"attention": [(SPLIT, "q, k, v = self.c_attn(x).view("
+                                                      "B, T, self.n_head, hd, 3).unbind(-1)")]}},
+    ),
 )

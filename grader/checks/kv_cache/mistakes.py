@@ -19,6 +19,20 @@ register(
         plant={"kv_cache": [("pos = torch.arange(L, L + T, dtype=torch.long, device=idx.device)",
                              "pos = torch.arange(T, dtype=torch.long, device=idx.device)")]},
     ),
+    Mistake(
+        "kv_len_counts_layers", "len(cache) counts the layers (or the entries of k) instead of "
+                                "the cached positions",
+        "len(cache) is L, the number of cached POSITIONS: the length axis of a layer's keys, "
+        "0 if self.k[0] is None else self.k[0].size(2). len(self.k) is n_layer whatever is "
+        "cached, so every forward places its tokens at n_layer, n_layer + 1, ... instead of "
+        "L, L + 1, ...",
+        "day30-capstone-and-checkpoint.md Q4 (KV cache); " + S43 + " (KV caching)",
+        plant={"kv_cache": [("return 0 if self.k[0] is None else self.k[0].size(2)",
+                             "return len(self.k)")]},
+        flavours={"non_empty": {"kv_cache": [(
+            "return 0 if self.k[0] is None else self.k[0].size(2)",
+            "return sum(t is not None for t in self.k)")]}},
+    ),
 )
 
 KV_COURSE = "day30-capstone-and-checkpoint.md Q4 (KV cache); " + S43 + " (KV caching)"
