@@ -166,3 +166,53 @@ def test_results_stay_small_when_the_students_code_raises_a_huge_message(tmp_pat
     checks = result.assignment("attention").checks
     assert any(c.status.value == "error" for c in checks)
     assert Path(sub).exists()
+
+
+# A correct submission whose module, once imported, rewrites the worker's reply encoder: every
+# reply whose result holds ``key`` goes out with ``junk`` there instead.
+GARBLE = '''
+
+import sys as _sys
+
+
+def _garble(key, junk):
+    proto = _sys.modules["grader.shared.protocol"]
+    original = getattr(proto.pack, "__wrapped__", proto.pack)
+
+    def pack(message, tensors=None):
+        result = message.get("result")
+        if isinstance(result, dict) and key in result:
+            message = dict(message, result=dict(result, **{key: junk}))
+        return original(message, tensors)
+
+    pack.__wrapped__ = original
+    proto.pack = pack
+'''
+
+
+@pytest.mark.parametrize("assignment, key, junk, garbled", [
+    # generate_runs: the runs a check enumerates become a string
+    ("kv_cache", "runs", "NaN", {"greedy", "one_token_per_step", "sampling",
+                                 "sampling_reference"}),
+    # training.get_lr: the types of the values become nested junk
+    ("training", "types", [[["NaN"]]], {"lr_schedule", "lr_curve"}),
+])
+def test_garbage_for_a_later_task_is_an_error_of_its_checks_and_the_grade_completes(
+        tmp_path, assignment, key, junk, garbled):
+    from conftest import grade_folder, plant
+
+    from grader.model.results import Status
+
+    sub = plant(tmp_path, {})
+    with open(sub / f"{assignment}.py", "a") as f:
+        f.write(GARBLE + f"\n_garble({key!r}, {junk!r})\n")
+    result = grade_folder(sub, [assignment])
+    checks = {c.id: c for c in result.assignment(assignment).checks}
+    assert garbled <= set(checks)
+    for check_id, c in checks.items():
+        if check_id in garbled:
+            assert c.status is Status.ERROR, (check_id, c.status, c.message)
+            assert "does not follow the protocol" in c.message, (check_id, c.message)
+            assert "internal grader error" not in c.message
+        else:  # the rest of the grade is the correct submission's
+            assert c.status is Status.PASSED, (check_id, c.status, c.message)
