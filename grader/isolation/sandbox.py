@@ -182,6 +182,12 @@ def _child_env(
     return env
 
 
+def worker_env(threads: int, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a sandboxed worker (as it sees its home and /tmp), built from
+    nothing: what a pooled worker is given, exactly as a fresh one in bwrap mode."""
+    return _child_env(SANDBOX_HOME, "/tmp", "student", threads, extra)
+
+
 def _memfd(name: str, data: bytes) -> int:
     """A close-on-exec in-memory file holding ``data``, positioned at its start."""
     fd = os.memfd_create(name)
@@ -194,6 +200,27 @@ def _memfd(name: str, data: bytes) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def _identity_files(workdir: str, uid: int) -> None:
+    """``workdir/etc/passwd`` and ``group`` naming the sandbox uid, so pwd.getpwuid()/whoami
+    work; nothing of the host's."""
+    os.mkdir(os.path.join(workdir, "etc"), 0o755)
+    Path(workdir, "etc", "passwd").write_text(
+        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        f"student:x:{uid}:{uid}:student:{SANDBOX_HOME}:/bin/sh\n"
+    )
+    Path(workdir, "etc", "group").write_text(f"root:x:0:\nstudent:x:{uid}:\n")
+
+
+def _options_by_fd(argv: list[str]) -> tuple[list[str], int]:
+    """``bwrap --args FD -- <command>`` and FD: bwrap's own argv is pid 1's /proc/1/cmdline,
+    readable inside, so its options (host paths) go through a descriptor and the command names
+    only paths as the child sees them."""
+    cut = argv.index("--")
+    options = b"".join(x.encode() + b"\0" for x in argv[1:cut])
+    fd = _memfd("grader-bwrap-args", options)
+    return [argv[0], "--args", str(fd), *argv[cut:]], fd
 
 
 # ----------------------------------------------------------------------------- public
@@ -287,27 +314,16 @@ def plan_launch(
         if use_bwrap:
             uid = leases.uid_for(slot)
             os.chown(home, uid, uid)  # the dropped uid owns its home and nothing else
-            os.mkdir(os.path.join(workdir, "etc"), 0o755)
-            Path(workdir, "etc", "passwd").write_text(
-                "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-                f"student:x:{uid}:{uid}:student:{SANDBOX_HOME}:/bin/sh\n"
-            )
-            Path(workdir, "etc", "group").write_text(f"root:x:0:\nstudent:x:{uid}:\n")
+            _identity_files(workdir, uid)
             filter_fd = _memfd("grader-seccomp", seccomp.sandbox_filter()) \
                 if seccomp.supported() else None
             fds = [filter_fd] if filter_fd is not None else []
             argv = bwrap.plan_bwrap(command, submission_dir, extra_ro_binds, limits, uid, workdir,
                                     home, filter_fd)
-            # bwrap's own argv is pid 1's /proc/1/cmdline, readable inside: pass its options
-            # (host paths) through a descriptor, so it reads `bwrap --args N -- <command>`, and
-            # the command names only paths as the child sees them.
-            cut = argv.index("--")
-            options = b"".join(x.encode() + b"\0" for x in argv[1:cut])
-            args_fd = _memfd("grader-bwrap-args", options)
+            argv, args_fd = _options_by_fd(argv)
             fds.append(args_fd)
-            argv = [argv[0], "--args", str(args_fd), *argv[cut:]]
             opened.extend(fds)
-            child_env = _child_env(SANDBOX_HOME, "/tmp", "student", threads, env)
+            child_env = worker_env(threads, env)
             # RLIMIT_NPROC survives bwrap (root, unaffected) and applies once setpriv drops to uid.
             preexec = make_preexec(rlimits(limits, with_nproc=True), groups.join_files)
             description = (
@@ -332,6 +348,80 @@ def plan_launch(
         reason = f"no isolation available: {why}" if why else "isolation not requested"
         description = f"none: plain subprocess with resource limits ({reason}); {groups.summary}"
         return Launch([str(x) for x in cmd], child_env, home, preexec, "none", description, cleanup)
+    except BaseException:
+        cleanup()
+        raise
+
+
+# What the zygote of a warm pool (grader.worker.zygote) keeps, to build each job's sandbox
+# itself: new namespaces and mounts (SYS_ADMIN), the switch to the job's uid (SETUID, SETGID),
+# emptying the bounding set (SETPCAP), the job's loopback (NET_ADMIN). Nothing else: no
+# DAC_OVERRIDE, no KILL, no PTRACE. Every job drops all of them before its first instruction.
+ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_NET_ADMIN")
+# The zygote's own /tmp and /dev/shm: each job unmounts them and mounts its own.
+_ZYGOTE_TMPFS = Limits(tmpfs_bytes=16 * 2**20)
+
+
+def plan_zygote(
+    command: Command,
+    *,
+    uid: int,
+    extra_ro_binds: Sequence[tuple[Path, str]] = (),
+    mount_points: Sequence[str] = (),
+    threads: int = 1,
+    env: Mapping[str, str] | None = None,
+) -> Launch:
+    """The bubblewrap launch of a warm pool's zygote (see ``grader.isolation.pool``).
+
+    The zygote's root is exactly a worker sandbox's (:func:`grader.isolation.bwrap.plan_bwrap`:
+    the same allow-list, masks and passwd naming ``uid``; no network), with empty read-only
+    directories at ``/submission``, the home and each of ``mount_points`` for its jobs to mount
+    over, the caller's ``extra_ro_binds``, and no ``setpriv``: it stays root keeping
+    :data:`ZYGOTE_CAPS` only, and no seccomp filter (it must mount and unshare; each job installs
+    the sandbox filter on itself). ``command`` is as for :func:`plan_launch`; its environment is
+    a worker's (``threads`` BLAS threads), since what torch reads at import is decided here.
+    No cgroup and no rlimits: the zygote runs trusted code only, and each job gets its own.
+
+    Raises :class:`IsolationUnavailable` where bwrap cannot run. Call ``Launch.cleanup()`` after
+    the zygote has exited.
+    """
+    ok, why = isolation_available()
+    if not ok:
+        raise IsolationUnavailable(why)
+    if threads < 1:
+        raise ValueError("threads must be >= 1")
+    workdir = tempfile.mkdtemp(prefix=f"grader-zygote-{uid}-")
+    opened: list[int] = []
+
+    def cleanup() -> None:
+        while opened:
+            try:
+                os.close(opened.pop())
+            except OSError:
+                pass
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    try:
+        # Root-owned and 0555: the zygote (root without CAP_DAC_OVERRIDE) cannot write in them.
+        empty = os.path.join(workdir, "empty")
+        home = os.path.join(workdir, "home")
+        for d in (empty, home):
+            os.mkdir(d)
+            os.chmod(d, 0o555)
+        _identity_files(workdir, uid)
+        binds = [*extra_ro_binds, *((Path(empty), point) for point in mount_points)]
+        argv = bwrap.plan_bwrap(command, Path(empty), binds, _ZYGOTE_TMPFS, uid, workdir, home)
+        cut = argv.index("--")
+        drop = bwrap.setpriv_argv(uid)
+        if argv[cut + 1:cut + 1 + len(drop)] != drop:
+            raise RuntimeError("the bwrap plan does not end in setpriv: cannot plan a zygote")
+        caps = ["--cap-drop", "ALL", *(x for c in ZYGOTE_CAPS for x in ("--cap-add", c))]
+        argv = [*argv[:cut], *caps, "--", *argv[cut + 1 + len(drop):]]
+        argv, args_fd = _options_by_fd(argv)
+        opened.append(args_fd)
+        child_env = worker_env(threads, env)
+        description = f"bubblewrap zygote for uid {uid}: root with {', '.join(ZYGOTE_CAPS)}"
+        return Launch(argv, child_env, home, None, "bwrap", description, cleanup, (args_fd,))
     except BaseException:
         cleanup()
         raise
