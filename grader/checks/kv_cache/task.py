@@ -99,7 +99,7 @@ def prefill_kv(ctx: Context, length: int) -> dict[str, torch.Tensor]:
 
 
 def run_steps(ctx: Context, sizes: list[int], *, uncached_full: bool = False,
-               return_cache: bool = False, prefill: int = 0) -> dict[str, Any]:
+              return_cache: bool = False, prefill: int = 0) -> dict[str, Any]:
     """Feed ``seq`` in chunks of ``sizes`` through one cache (first filled with ``prefill``
     made-up positions); optionally one call without a cache on everything fed. Model in float64
     with the reference's weights."""
