@@ -47,7 +47,8 @@ if __name__ == "__main__":  # run as a file (python -I): make `grader.worker` im
         __file__)))))
 
 # Where things are inside the sandbox (the host side uses the same names).
-JOBS_DIR = "/opt/grader-jobs"
+# The folder of all jobs sits in the zygote's /tmp, which every job unmounts whole.
+JOBS_DIR = "/tmp/grader-jobs"
 SUBMISSION = "/submission"
 DATA = "/opt/grader-data"
 HOME = "/home/student"
@@ -266,13 +267,19 @@ def _close(fd: int) -> None:
         pass
 
 
+def _below(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
 def _mounts_below(paths: tuple[str, ...]) -> list[str]:
-    """Mount points strictly below any of ``paths`` (they would vanish with a fresh tmpfs)."""
+    """Mount points strictly below any of ``paths`` (they would vanish with a fresh tmpfs),
+    but for the jobs' folder (meant to)."""
     out = []
     with open("/proc/self/mountinfo") as fh:
         for line in fh:
             point = line.split()[4].encode().decode("unicode_escape")
-            if any(point.startswith(p.rstrip("/") + "/") for p in paths):
+            if any(_below(point, p) and point != p for p in paths) \
+                    and not _below(point, JOBS_DIR):
                 out.append(point)
     return out
 
@@ -299,25 +306,23 @@ def _job_filesystem(job: dict, uid: int) -> None:
         raise SetupError(f"mounts below the job's private folders: {below[:3]}")
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing propagates back to the zygote
     size = int(job["tmpfs_bytes"])
-    for point in ("/proc", "/tmp", "/dev/shm", HOME, SUBMISSION, DATA):
-        try:
-            umount(point)
-        except SetupError:
-            pass  # not a mount point in the zygote: the directory itself is the mount point
+    folder = os.path.join(JOBS_DIR, job["dir"])
+    for point, source in ((SUBMISSION, "submission"), (DATA, "data")):
+        umount(point)  # the zygote's empty mount point
+        _bind_ro(os.path.join(folder, source), point)
+    # The zygote's /tmp goes whole, the folder of every job's files with it.
+    for point in ("/proc", "/tmp", "/dev/shm", HOME):
+        umount(point)
     for point in ("/tmp", "/dev/shm"):
         mount("tmpfs", point, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
     mount("tmpfs", HOME, "tmpfs", MS_NOSUID | MS_NODEV,
           f"size={size},mode=0700,uid={uid},gid={uid}")
-    folder = os.path.join(JOBS_DIR, job["dir"])
-    _bind_ro(os.path.join(folder, "submission"), SUBMISSION)
-    _bind_ro(os.path.join(folder, "data"), DATA)
-    umount(JOBS_DIR)  # no other job's folder, ever
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     for name in _PROC_COVERED:
         path = f"/proc/{name}"
         if os.path.exists(path):
             _bind_ro(path, path)
-    if os.path.isdir(JOBS_DIR) and os.listdir(JOBS_DIR):
+    if os.path.exists(JOBS_DIR):
         raise SetupError("the folder of all jobs is still visible")
 
 
@@ -414,6 +419,7 @@ def _worker(job: dict, req: int, rep: int, err: int, sync_r: int, uid: int) -> N
     os.environ.clear()
     os.environ.update({str(k): str(v) for k, v in job["env"].items()})
     os.chdir(HOME)
+    os.environ["PWD"] = HOME  # as bubblewrap's --chdir sets it
     _reseed()
     if job.get("selftest"):
         _selftest()
@@ -493,7 +499,7 @@ def _selftest() -> None:
         "seccomp": st.get("Seccomp"),
         "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
         "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
-        "jobs_visible": os.path.isdir(JOBS_DIR) and bool(os.listdir(JOBS_DIR)),
+        "jobs_visible": os.path.exists(JOBS_DIR),
         "interfaces": sorted(name for _, name in socket.if_nameindex()),
         "cwd": os.getcwd(),
         "home_mode": oct(os.stat(HOME).st_mode & 0o7777),
