@@ -1,8 +1,11 @@
 """The grader's handle on one worker process: start it isolated, send tasks, enforce limits.
 
-A worker serves one submission, so ``import torch`` is paid once per submission. When the
-student's code hangs, crashes the process, or floods its output, the worker is killed, the
-request fails with a clear error, and the next request starts a fresh worker.
+A worker serves one submission, so ``import torch`` is paid once per submission -- unless the
+client is given a warm pool (:mod:`grader.isolation.pool`, batches only): its workers are then
+forked from a zygote that imported torch once, each with the isolation of a fresh sandboxed
+worker, and the client falls back to starting fresh workers wherever the pool cannot serve it.
+When the student's code hangs, crashes the process, or floods its output, the worker is killed,
+the request fails with a clear error, and the next request starts a fresh worker.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -18,9 +22,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grader.isolation import leases, replies, sandbox
+
+if TYPE_CHECKING:
+    from grader.isolation.pool import PoolSlot, WarmPool
 from grader.shared import protocol
 
 WORKER_PACKAGE = Path(__file__).resolve().parent.parent / "worker"
@@ -129,6 +136,51 @@ STAGING_IGNORED = ("__pycache__", ".git", ".venv", "venv", "node_modules", ".ipy
 STAGING_MAX_BYTES = 256 * 2**20
 
 
+def _tree_bytes(root: Path, limit: int) -> int:
+    """Bytes of the files under ``root`` (counting stops past ``limit``)."""
+    total = 0
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            total += os.lstat(os.path.join(folder, name)).st_size
+            if total > limit:
+                return total
+    return total
+
+
+def _special_files(folder: str, names: list[str]) -> list[str]:
+    """The entries of ``folder`` that are neither files, folders nor symlinks (a FIFO would
+    block the copy forever; a device or socket means nothing to a worker)."""
+    out = []
+    for name in names:
+        mode = os.lstat(os.path.join(folder, name)).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+            out.append(name)
+    return out
+
+
+def _readable_copy(source: Path, target: Path) -> None:
+    """Copy ``source`` whole into ``target`` (symlinks as symlinks, special files left out),
+    as a bind of it would show it, but readable by any uid: folders gain r-x and files r for
+    everyone, modes otherwise kept."""
+    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True, ignore=_special_files)
+    for folder, _dirs, files in os.walk(target):
+        os.chmod(folder, os.stat(folder).st_mode & 0o7777 | 0o555)
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, os.stat(path).st_mode & 0o7777 | 0o444)
+
+
+def _open_up(copy: Path) -> None:
+    """Make a staged copy readable by the worker's uid (folders 0755, files 0644)."""
+    for folder, _dirs, files in os.walk(copy):
+        os.chmod(folder, 0o755)
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o644)
+
+
 def _readable_by_others(root: Path) -> bool:
     """Whether every folder under ``root`` can be listed and every file read by any user, or
     the tree is too large to copy (then it is used in place, and an unreadable file is the
@@ -148,10 +200,26 @@ def _readable_by_others(root: Path) -> bool:
     return True
 
 
-class WorkerClient:
-    """A worker for one submission folder. Use as a context manager."""
+class _PooledLaunch:
+    """What :meth:`WorkerClient._stop` needs of a pooled start: its cleanup (the slot checked
+    clean and the job's cgroup removed)."""
 
-    def __init__(self, submission: Path, settings: WorkerSettings | None = None):
+    def __init__(self, slot: PoolSlot, job: Any):
+        self.slot, self.job = slot, job
+
+    def cleanup(self) -> None:
+        self.slot.finish(self.job)
+
+
+class WorkerClient:
+    """A worker for one submission folder. Use as a context manager.
+
+    ``pool``: a :class:`grader.isolation.pool.WarmPool` to fork the workers from (a batch's);
+    without one, or where it cannot serve (isolation "none", a fixed slot, a submission too
+    large to copy, no zygote), every worker is a fresh process."""
+
+    def __init__(self, submission: Path, settings: WorkerSettings | None = None,
+                 pool: WarmPool | None = None):
         self.submission = Path(submission).resolve()
         self.settings = settings or WorkerSettings()
         self.log = _BoundedLog(self.settings.log_bytes)
@@ -162,13 +230,32 @@ class WorkerClient:
         self._deadline = time.monotonic() + self.settings.total_timeout
         self._next_id = 0
         self._info: dict[str, Any] = {}
-        self.data_dir = Path(tempfile.mkdtemp(prefix="grader-data-"))
-        os.chmod(self.data_dir, 0o755)
         self._in_sandbox = False
         self._ready = False
         self._lease: leases.SlotLease | None = None
         self.processes_forbidden = False
         self._staged: Path | None = None
+        self._pool_slot: PoolSlot | None = None
+        self._pool_folder: Path | None = None
+        self._pool_copied = False
+        self.pool_refused = ""  # why this client's workers are fresh although a pool was given
+        if pool is not None and pool.usable_for(self.settings.isolation, self.settings.slot):
+            from grader.isolation.pool import PoolUnavailable
+
+            try:
+                self._pool_slot = pool.checkout(self.settings.start_timeout)
+            except PoolUnavailable as exc:
+                self.pool_refused = str(exc)
+        if self._pool_slot is not None:
+            # The slot's lease is the pool's: the client's fresh fallback runs under it too.
+            self._lease = self._pool_slot.lease
+            self._pool = pool
+            self._pool_folder = self._pool_slot.new_job_folder()
+            self.data_dir = self._pool_folder / "data"
+        else:
+            self._pool = None
+            self.data_dir = Path(tempfile.mkdtemp(prefix="grader-data-"))
+            os.chmod(self.data_dir, 0o755)
 
     @property
     def slot(self) -> int | None:
@@ -222,12 +309,7 @@ class WorkerClient:
             copy = self.data_dir / "submission"
             shutil.copytree(self.submission, copy, symlinks=True,
                             ignore=shutil.ignore_patterns(*STAGING_IGNORED))
-            for folder, _dirs, files in os.walk(copy):
-                os.chmod(folder, 0o755)
-                for name in files:
-                    path = os.path.join(folder, name)
-                    if not os.path.islink(path):
-                        os.chmod(path, 0o644)
+            _open_up(copy)
             self._staged = copy
         return self._staged
 
@@ -241,6 +323,14 @@ class WorkerClient:
             raise WorkerCrashed("the worker process was restarted too often; giving up on the "
                                 "remaining checks")
         self.starts += 1
+        if self._pool_slot is not None and not self.pool_refused:
+            from grader.isolation.pool import PoolUnavailable
+
+            try:
+                self._launch_pooled()
+                return
+            except PoolUnavailable as exc:
+                self.pool_refused = str(exc)  # from now on: fresh workers, as without a pool
         launch = sandbox.plan_launch(
             self._command,
             submission_dir=self._visible_submission(),
@@ -266,6 +356,44 @@ class WorkerClient:
         threading.Thread(target=self._drain_stderr, args=(self._proc,), daemon=True).start()
         self._ready = False
 
+    def _pooled_submission(self) -> Path:
+        """The submission as the pooled worker sees it at ``/submission``: a readable copy in
+        the job's folder (the zygote sees only that folder)."""
+        from grader.isolation.pool import PoolUnavailable
+
+        assert self._pool_folder is not None
+        target = self._pool_folder / "submission"
+        if not self._pool_copied:
+            if _tree_bytes(self.submission, STAGING_MAX_BYTES) > STAGING_MAX_BYTES:
+                raise PoolUnavailable(f"the submission is larger than "
+                                      f"{STAGING_MAX_BYTES // 2**20} MB: graded in place")
+            _readable_copy(self.submission, target)
+            self._pool_copied = True
+        return target
+
+    def _launch_pooled(self) -> None:
+        assert self._pool_slot is not None
+        staged = self._pooled_submission()
+        seen = {str(self.data_dir.resolve()): SANDBOX_DATA, str(staged.resolve()): "/submission"}
+
+        def path(host) -> str:
+            real = str(Path(host).resolve())
+            for base, dest in seen.items():
+                if real == base or real.startswith(base + "/"):
+                    return dest + real[len(base):]
+            raise ValueError(f"{host} is not visible to the pooled worker")
+
+        args = self._worker_args(path, staged)
+        env = sandbox.worker_env(self.settings.threads)
+        job = self._pool_slot.spawn(self._pool_folder.name, args, env, self.settings.limits,
+                                    self.settings.threads, self.settings.start_timeout)
+        self._launch = _PooledLaunch(self._pool_slot, job)  # type: ignore[assignment]
+        self._proc = job.proc  # type: ignore[assignment]
+        self._in_sandbox = True
+        self.isolation_description = self._pool_slot.description(job)
+        threading.Thread(target=self._drain_stderr, args=(self._proc,), daemon=True).start()
+        self._ready = False
+
     def _await_ready(self) -> None:
         if self._ready:
             return
@@ -276,8 +404,11 @@ class WorkerClient:
     def _command(self, path) -> list[str]:
         # `path` maps a host path to where the (possibly sandboxed) worker sees it.
         return [sys.executable, "-I", path(WORKER_PACKAGE / "__main__.py"),
-                "--submission", path(self._visible_submission()), "--threads",
-                str(self.settings.threads),
+                *self._worker_args(path, self._visible_submission())]
+
+    def _worker_args(self, path, submission: Path) -> list[str]:
+        """The worker's arguments after its script (the same for a fresh and a pooled one)."""
+        return ["--submission", path(submission), "--threads", str(self.settings.threads),
                 "--modules", path(self.modules_dir),
                 *(["--no-processes"] if self.processes_forbidden else [])]
 
@@ -298,6 +429,11 @@ class WorkerClient:
     def close(self) -> None:
         """Stop the worker, release its sandbox and delete its shared files."""
         self._stop()
+        if self._pool_slot is not None:
+            slot, self._pool_slot, self._lease = self._pool_slot, None, None
+            shutil.rmtree(self._pool_folder, ignore_errors=True)
+            self._pool.checkin(slot)  # the lease stays the pool's
+            return
         shutil.rmtree(self.data_dir, ignore_errors=True)
         if self._lease is not None:
             self._lease.release()
@@ -447,11 +583,16 @@ def _write_all(proc: subprocess.Popen, data: bytes, deadline: float) -> None:
 
 def kill_group(proc: subprocess.Popen) -> None:
     """Kill ``proc``'s whole process group and reap it (a worker or a judging process leads its
-    own session, so this also ends whatever it forked)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    own session, so this also ends whatever it forked; a pooled worker is killed through its
+    pidfd, with its whole pid namespace)."""
+    kill_tree = getattr(proc, "kill_tree", None)
+    if kill_tree is not None:
+        kill_tree()
+    else:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
