@@ -24,7 +24,8 @@ What is kept, and why:
 - ``choices``: the instructor's choice of which grading counts for a student, where it is not
   the default (the latest grading of the latest submission).
 
-No SQL lives outside this module: everything else uses the typed API below
+No SQL lives outside this module and its schema (:mod:`grader.out.gradebook_schema`:
+the tables and their migrations): everything else uses the typed API below
 (:meth:`Gradebook.open`, :meth:`students`, :meth:`latest`, :meth:`history`, :meth:`results`,
 :meth:`runs`). The schema has a version (SQLite's ``user_version``) and a list of migrations
 applied in order when an older file is opened for writing.
@@ -42,8 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from grader.model.results import AssignmentResult, CheckResult, Status, SubmissionResult, Visibility
+from grader.out.gradebook_schema import MIGRATIONS, SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
 # A check's details (curves, heatmaps) are kept for the class summary, but bounded: a hostile
 # or merely huge detail must not make the gradebook grow without limit.
 MAX_DETAILS_BYTES = 256 * 1024
@@ -170,117 +171,6 @@ class Grading:
         if self._book is None:
             raise GradebookError("this grading is not attached to an open gradebook")
         return self._book.check_rows(self.id)
-
-
-# --------------------------------------------------------------------------- schema
-
-
-def _script(db: sqlite3.Connection, sql: str) -> None:
-    # Not executescript(): it commits first, and a migration must be one transaction.
-    for statement in sql.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
-def _migrate_0_to_1(db: sqlite3.Connection) -> None:
-    _script(
-        db,
-        """
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE students (
-            id TEXT PRIMARY KEY,
-            name TEXT NOT NULL DEFAULT '',
-            email TEXT NOT NULL DEFAULT '',
-            section TEXT NOT NULL DEFAULT '',
-            roster_position INTEGER,
-            extra TEXT NOT NULL DEFAULT '{}'
-        );
-        CREATE TABLE submissions (
-            id INTEGER PRIMARY KEY,
-            student_id TEXT NOT NULL REFERENCES students(id),
-            content_hash TEXT NOT NULL,
-            files TEXT NOT NULL,
-            received_at TEXT NOT NULL,
-            submitted_at TEXT,
-            late INTEGER,
-            source TEXT NOT NULL DEFAULT '',
-            metadata TEXT NOT NULL DEFAULT '{}',
-            UNIQUE (student_id, content_hash)
-        );
-        CREATE TABLE runs (
-            id INTEGER PRIMARY KEY,
-            fingerprint TEXT NOT NULL UNIQUE,
-            grader_version TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            components TEXT NOT NULL,
-            options TEXT NOT NULL,
-            seed TEXT NOT NULL,
-            label TEXT NOT NULL DEFAULT ''
-        );
-        CREATE TABLE gradings (
-            id INTEGER PRIMARY KEY,
-            student_id TEXT NOT NULL REFERENCES students(id),
-            submission_id INTEGER REFERENCES submissions(id),
-            run_id INTEGER NOT NULL REFERENCES runs(id),
-            status TEXT NOT NULL,
-            score REAL NOT NULL,
-            max_score REAL NOT NULL,
-            seconds REAL NOT NULL,
-            started_at TEXT NOT NULL,
-            finished_at TEXT NOT NULL,
-            message TEXT NOT NULL DEFAULT '',
-            submission_label TEXT NOT NULL DEFAULT '',
-            grader_version TEXT NOT NULL DEFAULT '',
-            environment TEXT NOT NULL DEFAULT '{}',
-            log TEXT NOT NULL DEFAULT ''
-        );
-        CREATE INDEX gradings_by_student ON gradings (student_id, id);
-        CREATE INDEX gradings_by_run ON gradings (run_id, submission_id);
-        CREATE TABLE assignment_results (
-            grading_id INTEGER NOT NULL REFERENCES gradings(id),
-            position INTEGER NOT NULL,
-            name TEXT NOT NULL,
-            score REAL NOT NULL,
-            max_score REAL NOT NULL,
-            message TEXT NOT NULL,
-            source TEXT NOT NULL,
-            title TEXT NOT NULL,
-            course TEXT NOT NULL,
-            PRIMARY KEY (grading_id, position)
-        );
-        CREATE TABLE check_results (
-            grading_id INTEGER NOT NULL REFERENCES gradings(id),
-            position INTEGER NOT NULL,
-            assignment TEXT NOT NULL,
-            check_id TEXT NOT NULL,
-            name TEXT NOT NULL,
-            status TEXT NOT NULL,
-            score REAL NOT NULL,
-            max_score REAL NOT NULL,
-            visibility TEXT NOT NULL,
-            message TEXT NOT NULL,
-            hint TEXT NOT NULL,
-            diagnosis_id TEXT,
-            diagnosis_name TEXT,
-            seconds REAL NOT NULL,
-            details TEXT NOT NULL,
-            PRIMARY KEY (grading_id, position)
-        );
-        CREATE INDEX check_results_by_check ON check_results (assignment, check_id);
-        CREATE TABLE choices (
-            student_id TEXT PRIMARY KEY REFERENCES students(id),
-            grading_id INTEGER NOT NULL REFERENCES gradings(id),
-            chosen_at TEXT NOT NULL,
-            note TEXT NOT NULL DEFAULT ''
-        );
-        """
-    )
-
-
-# MIGRATIONS[n] takes a gradebook of schema version n to n + 1. A new schema version appends a
-# function here (ALTER TABLE / new tables / backfills); old files are upgraded on open.
-MIGRATIONS = [_migrate_0_to_1]
-assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
 def now_iso() -> str:
