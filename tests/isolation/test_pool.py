@@ -17,7 +17,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import CORRECT, EXAMPLES, SHARED_REFERENCE, failing, grade_folder
+from conftest import settings as conftest_settings
 
+from grader.grading import GradeOptions, grade
 from grader.isolation import cgroups, leases, pool
 from grader.isolation.client import WorkerClient, WorkerCrashed, WorkerSettings, WorkerTimeout
 from grader.isolation.limits import Limits
@@ -454,6 +457,38 @@ def test_the_submission_is_copied_whole_readable_and_without_special_files(warm,
     with WorkerClient(sub, settings(), pool=warm) as c:
         got = call(c)
     assert got == [[".git", "link.py", "probe.py", "run.sh"], "0o744", "probe.py"]
+
+
+def verdicts(result) -> list[tuple]:
+    """Status, score and message of every check, but the messages of 0-point notes that
+    report a measured speed (their numbers differ from run to run by nature)."""
+    return [(a.name, c.id, c.status.value, c.score, c.message if c.max_score else "")
+            for a in result.assignments for c in a.checks]
+
+
+def grade_pooled(folder: Path, warm_pool: pool.WarmPool, assignments=None):
+    """:func:`conftest.grade_folder`, its worker forked from ``warm_pool``."""
+    options = GradeOptions(assignments=assignments, worker=conftest_settings(),
+                           source=SHARED_REFERENCE)
+    result = grade(folder, options, worker=WorkerClient(folder, options.worker, pool=warm_pool))
+    assert result.environment["isolation"].startswith("bubblewrap (warm pool")
+    return result
+
+
+def test_a_full_grade_of_the_correct_example_is_the_same_pooled(warm, correct_result):
+    assert verdicts(grade_pooled(CORRECT, warm)) == verdicts(correct_result)
+
+
+@pytest.mark.parametrize("example, assignments", [
+    ("buggy-attention-no-scale", ["attention"]),
+    ("buggy-training-no-zero-grad", ["training"]),  # an optimizer: dynamo's first import
+    ("buggy-kvcache-position", ["kv_cache"]),
+])
+def test_planted_bugs_get_the_same_verdicts_pooled_and_fresh(warm, example, assignments):
+    folder = EXAMPLES / example
+    pooled = grade_pooled(folder, warm, assignments)
+    assert verdicts(pooled) == verdicts(grade_folder(folder, assignments))
+    assert failing(pooled)  # the bug is seen
 
 
 # ----------------------------------------------------------------------------- the fallback
