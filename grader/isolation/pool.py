@@ -355,7 +355,7 @@ class PoolSlot:
                 raise PoolUnavailable(self.disabled)
             try:
                 z = self._start_zygote(threads, timeout)
-            except (ZygoteBroken, sandbox.IsolationUnavailable, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the fresh path remains
                 self.failures += 1
                 if self.failures >= MAX_ZYGOTE_FAILURES:
                     self.disabled = f"the warm pool's zygote failed to start: {exc}"
@@ -640,6 +640,7 @@ class WarmPool:
         self.launcher = _Launcher()
         self._free: queue.Queue[PoolSlot] = queue.Queue()
         self._slots: list[PoolSlot] = []
+        self._made = 0
         self._lock = threading.Lock()
         self._closed = False
 
@@ -654,17 +655,9 @@ class WarmPool:
         return not self._closed and isolation in ("auto", "bwrap") and slot is None \
             and pool_available()[0]
 
-    def _new_slot(self) -> PoolSlot:
-        lease = leases.acquire_slot(wait=self.lease_wait, register=False)
-        try:
-            return PoolSlot(self, lease, self.root)
-        except BaseException:
-            lease.release()
-            raise
-
     def checkout(self, timeout: float) -> PoolSlot:
         """A free slot (made, and its lease taken, if fewer than ``size`` exist yet); waits up
-        to ``timeout`` seconds for one to be checked in."""
+        to ``timeout`` seconds for one to be checked in, or for a lease."""
         with self._lock:
             if self._closed:
                 raise PoolUnavailable("the pool is closed")
@@ -672,14 +665,34 @@ class WarmPool:
                 return self._free.get_nowait()
             except queue.Empty:
                 pass
-            if len(self._slots) < self.size:
-                slot = self._new_slot()
-                self._slots.append(slot)
-                return slot
+            make = self._made < self.size
+            if make:
+                self._made += 1  # reserved; the lease is waited for outside the lock
+        if not make:
+            try:
+                return self._free.get(timeout=timeout)
+            except queue.Empty:
+                raise PoolUnavailable(f"no free pool slot within {timeout:.0f} s") from None
         try:
-            return self._free.get(timeout=timeout)
-        except queue.Empty:
-            raise PoolUnavailable(f"no free pool slot within {timeout:.0f} s") from None
+            lease = leases.acquire_slot(wait=min(timeout, self.lease_wait), register=False)
+        except (leases.SlotsExhausted, leases.LeaseDirectoryUnsafe) as exc:
+            with self._lock:
+                self._made -= 1
+            raise PoolUnavailable(f"no slot lease for the pool: {exc}") from None
+        try:
+            slot = PoolSlot(self, lease, self.root)
+        except BaseException:
+            lease.release()
+            with self._lock:
+                self._made -= 1
+            raise
+        with self._lock:
+            self._slots.append(slot)
+            closed = self._closed
+        if closed:  # closed while we waited for the lease
+            lease.release()
+            raise PoolUnavailable("the pool is closed")
+        return slot
 
     def checkin(self, slot: PoolSlot) -> None:
         """Give a slot back (its zygote keeps running for the next submission)."""
@@ -689,24 +702,23 @@ class WarmPool:
         self._free.put(slot)
 
     def prestart(self, threads: int, timeout: float = 120.0) -> None:
-        """Make every slot and start its zygote now, in the background (so that the first
-        submissions do not wait for ``import torch``)."""
-        def start_all() -> None:
-            got = []
+        """Make every free slot and start its zygote now, in the background and side by side
+        (so that the first submissions do not wait for ``import torch`` one after another)."""
+        def start(slot: PoolSlot) -> None:
             try:
-                for _ in range(self.size):
-                    got.append(self.checkout(timeout=0))
+                slot.zygote(threads, timeout)
             except PoolUnavailable:
-                pass
-            for slot in got:
-                try:
-                    slot.zygote(threads, timeout)
-                except PoolUnavailable:
-                    pass
-                finally:
-                    self.checkin(slot)
+                pass  # its first client will use the fresh path, and say why
+            finally:
+                self.checkin(slot)
 
-        threading.Thread(target=start_all, daemon=True, name="grader-pool-prestart").start()
+        for _ in range(self.size):
+            try:
+                slot = self.checkout(timeout=0)
+            except PoolUnavailable:
+                break
+            threading.Thread(target=start, args=(slot,), daemon=True,
+                             name=f"grader-pool-prestart-{slot.slot}").start()
 
     def close(self) -> None:
         """Stop every zygote, release the slots' leases, remove the jobs' folders."""
