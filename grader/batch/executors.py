@@ -4,7 +4,9 @@ objects (plain data) and reads :class:`~grader.batch.jobs.Outcome` objects back 
 - :class:`LocalExecutor`: a thread pool in the coordinator's process. Each thread waits on its
   job's sandboxed worker process (student code never runs in the coordinator) and runs the
   trusted checks, sharing the run's reference work (one expected-value source per seed) with
-  the other threads: ``import torch`` and the reference outputs are paid once per batch.
+  the other threads: ``import torch`` and the reference outputs are paid once per batch. Where
+  it can (:func:`grader.isolation.pool.pool_available`), it keeps a warm pool of one zygote
+  per thread, so the workers' own ``import torch`` is paid once per thread too.
 - :class:`grader.batch.dask_executor.DaskExecutor`: the same interface over a Dask
   ``distributed`` cluster (``--executor dask`` / ``dask-local``).
 
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from grader.batch.jobs import CancelScope, Job, Outcome, run_job
+from grader.batch.jobs import DEFAULT_OPTIONS, CancelScope, Job, Outcome, run_job
 
 # What one job costs in memory, beyond the coordinator: the worker's interpreter with torch and
 # a GPT-2 124M state dict or two in the checks (measured ~1.1 GB at its peak, with margin).
@@ -110,11 +112,17 @@ def choose_parallelism(jobs: int | None = None, threads: int | None = None, *,
 
 
 class LocalExecutor:
-    """A pool of ``jobs`` threads in this process, each waiting on one sandboxed worker."""
+    """A pool of ``jobs`` threads in this process, each waiting on one sandboxed worker.
+
+    ``warm``: fork the workers from a warm pool of ``jobs`` zygotes
+    (:mod:`grader.isolation.pool`: each worker still gets a fresh sandbox's isolation). None
+    (the default): where the pool can be had; False: never (fresh workers only); True: the
+    same as None, for a caller that asks for it explicitly -- where it cannot be had the
+    workers are fresh and :attr:`warm_why` says why."""
 
     name = "local"
 
-    def __init__(self, jobs: int, *, pid_dir: Path | None = None):
+    def __init__(self, jobs: int, *, pid_dir: Path | None = None, warm: bool | None = None):
         self.jobs = jobs
         self.scope = CancelScope()
         self.pid_dir = pid_dir
@@ -123,11 +131,29 @@ class LocalExecutor:
         self._pending = 0
         self._lock = threading.Lock()
         self._futures: list[Future] = []
+        self.warm_pool = None
+        self.warm_why = "not asked for" if warm is False else ""
+        if warm is not False:
+            from grader.isolation.pool import WarmPool, pool_available
+
+            ok, why = pool_available()
+            if ok:
+                self.warm_pool = WarmPool(jobs)
+            else:
+                self.warm_why = why
+        self._prestarted = False
 
     def submit(self, job: Job) -> None:
         with self._lock:
             self._pending += 1
-        future = self._pool.submit(run_job, job, self.scope, self.pid_dir)
+            prestart = self.warm_pool is not None and not self._prestarted
+            self._prestarted = True
+        if prestart:
+            # The zygotes import torch while the first jobs prepare; the threads are the jobs'.
+            options = {**DEFAULT_OPTIONS, **job.options}
+            if options["isolation"] != "none":
+                self.warm_pool.prestart(int(options["threads"]))
+        future = self._pool.submit(run_job, job, self.scope, self.pid_dir, self.warm_pool)
         future.add_done_callback(lambda f, job=job: self._done.put(_outcome_of(f, job)))
         self._futures.append(future)
 
@@ -151,6 +177,8 @@ class LocalExecutor:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self.warm_pool is not None:
+            self.warm_pool.close()
 
     def __enter__(self) -> LocalExecutor:
         return self

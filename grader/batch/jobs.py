@@ -3,8 +3,9 @@
 A :class:`Job` carries only ids, paths, the options as a plain dict, the run's fingerprint and
 seed (and, for a cluster without a shared file system, the submission's bytes): it can be
 pickled to a process, a thread or a Dask worker, and means the same everywhere. :func:`run_job`
-grades it exactly as ``grader run`` does (its own sandboxed worker; student code never runs in
-the process calling it) and returns an :class:`Outcome` holding the results as a plain dict.
+grades it exactly as ``grader run`` does (its own sandboxed worker, forked from a warm pool's
+zygote when the caller has one; student code never runs in the process calling it) and returns
+an :class:`Outcome` holding the results as a plain dict.
 Every failure of the submission becomes a recorded result inside the outcome; only a problem of
 the grader itself is reported as ``kind="grader"``.
 """
@@ -187,12 +188,17 @@ def _client_class():
                     pass
 
         def abort(self) -> None:
-            """Stop the running worker from another thread: kill its process group only. The
-            thread waiting on it then sees the end of its output at once (closing the pipes
-            here would leave that thread waiting on a closed descriptor until its timeout) and
-            cleans up itself; :meth:`launch` refuses to start another."""
+            """Stop the running worker from another thread: kill its process group only (a
+            pooled worker: its pid namespace, through its pidfd). The thread waiting on it
+            then sees the end of its output at once (closing the pipes here would leave that
+            thread waiting on a closed descriptor until its timeout) and cleans up itself;
+            :meth:`launch` refuses to start another."""
             proc = getattr(self, "_proc", None)
             if proc is not None and proc.poll() is None:
+                kill_tree = getattr(proc, "kill_tree", None)
+                if kill_tree is not None:
+                    kill_tree()
+                    return
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
@@ -289,8 +295,12 @@ def job_time_limit(options: dict[str, Any]) -> float:
     return float(given) if given else float(options.get("total_timeout", 600.0)) + 120.0
 
 
-def run_job(job: Job, scope: CancelScope | None = None, pid_dir: Path | None = None) -> Outcome:
+def run_job(job: Job, scope: CancelScope | None = None, pid_dir: Path | None = None,
+            pool: Any = None) -> Outcome:
     """Grade one job and return its outcome (never raises for a submission's problem).
+
+    ``pool``: a :class:`grader.isolation.pool.WarmPool` of this process to fork the job's
+    workers from (the worker client uses fresh ones wherever the pool cannot serve).
 
     The job enforces its own time limit (:func:`job_time_limit`; a running Dask task cannot be
     cancelled from outside): past it, the job's worker is stopped and may not restart, so the
@@ -303,7 +313,7 @@ def run_job(job: Job, scope: CancelScope | None = None, pid_dir: Path | None = N
     expiry = _Expiry(job_time_limit(job.options))
     box: dict[str, Outcome] = {}
     thread = threading.Thread(target=lambda: box.setdefault(
-        "out", _run_job(job, scope, pid_dir, expiry)), name=f"grade-{job.student_id}",
+        "out", _run_job(job, scope, pid_dir, expiry, pool)), name=f"grade-{job.student_id}",
         daemon=True)
     thread.start()
     thread.join(expiry.limit)
@@ -334,7 +344,8 @@ class _Expiry:
                 pass
 
 
-def _run_job(job: Job, scope: CancelScope, pid_dir: Path | None, expiry: _Expiry) -> Outcome:
+def _run_job(job: Job, scope: CancelScope, pid_dir: Path | None, expiry: _Expiry,
+             pool: Any = None) -> Outcome:
     import socket
 
     started, t0 = time.time(), time.monotonic()
@@ -358,7 +369,7 @@ def _run_job(job: Job, scope: CancelScope, pid_dir: Path | None, expiry: _Expiry
                                "the submission's bytes with the task, or share the folder)",
                           started, t0, host)
         client_class = _client_class()
-        client = client_class(folder, options.worker)
+        client = client_class(folder, options.worker, pool=pool)
         client.scope, client.pid_dir, client.expiry = scope, pid_dir, expiry
         expiry.client = client
         scope.add(client)
