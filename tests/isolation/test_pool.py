@@ -491,6 +491,33 @@ def test_planted_bugs_get_the_same_verdicts_pooled_and_fresh(warm, example, assi
     assert failing(pooled)  # the bug is seen
 
 
+def test_the_local_executor_forks_its_workers_from_a_warm_pool_unless_told_not_to(tmp_path):
+    from grader.batch.executors import LocalExecutor
+    from grader.batch.jobs import Job
+
+    folder = tmp_path / "alice"
+    folder.mkdir()
+    (folder / "attention.py").write_text((CORRECT / "attention.py").read_text())
+    options = {"assignments": ["attention"], "threads": 1, "isolation": "auto"}
+    jobs = [Job(f"k{i}", f"s{i}", str(folder), "h", options, "f", 7) for i in range(2)]
+    seen = {}
+    for warm in (None, False):
+        with LocalExecutor(1, warm=warm) as ex:
+            for job in jobs:
+                ex.submit(job)
+            outcomes = list(ex.outcomes())
+        assert [o.kind for o in outcomes] == ["graded", "graded"], outcomes
+        seen[warm] = [o.result["environment"]["isolation"] for o in outcomes]
+        given = [[(c["id"], c["status"], c["score"], c["message"] if c["max_score"] else "")
+                  for a in o.result["assignments"] for c in a["checks"]] for o in outcomes]
+        assert given[0] == given[1]
+        if warm is None:
+            pooled = given[0]
+    assert all(i.startswith("bubblewrap (warm pool") for i in seen[None]), seen
+    assert all(i.startswith("bubblewrap:") for i in seen[False]), seen
+    assert given[0] == pooled  # the same verdicts, to the message
+
+
 # ----------------------------------------------------------------------------- the fallback
 
 
