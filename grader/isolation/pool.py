@@ -243,11 +243,15 @@ class _Zygote:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def stop(self) -> None:
+    def hang_up(self) -> None:
+        """Close the control socket: the zygote's serve loop ends on EOF and it exits."""
         try:
-            self.control.close()  # the zygote's serve loop ends on EOF
+            self.control.close()
         except OSError:
             pass
+
+    def stop(self) -> None:
+        self.hang_up()
         try:
             self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
@@ -725,6 +729,9 @@ class WarmPool:
         with self._lock:
             self._closed = True
             slots = list(self._slots)
+        for slot in slots:  # all exit side by side, then each is waited for
+            if slot._zygote is not None:
+                slot._zygote.hang_up()
         for slot in slots:
             slot.stop_zygote()
             slot.lease.release()

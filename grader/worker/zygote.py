@@ -538,7 +538,11 @@ def main(argv: list[str] | None = None) -> int:
                              "torch": torch.__version__}).encode())
     if hazards:
         return 1
-    return serve(control, args.uid)
+    code = serve(control, args.uid)
+    # As the worker does: skip the interpreter's teardown (torch's takes a second or more).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
