@@ -1,4 +1,4 @@
-"""`grader batch` against a shell loop of `grader run` over the same folders, in one run.
+"""`grader batch` (warm pool and fresh workers) against a shell loop of `grader run`, in one run.
 
 Two classes are made from examples/ with planted differences:
 
@@ -8,16 +8,18 @@ Two classes are made from examples/ with planted differences:
 - **attention**: at least 20 attention-only submissions (correct, einsum, F.sdpa, no-scale).
 
 For each class it times, as whole processes: a shell loop of `grader run DIR -a ... --json`
-over the student folders, and `grader batch CLASS --out RUN` with its automatic settings. It
-prints both times, the ratio, the CPU utilisation of each (children's CPU time / wall time /
-cores; the sandboxed workers' own CPU, inside bubblewrap's pid namespace, is not reported back
-to us, so this is the trusted side's share), the time per submission against one
-`import torch`, and checks that both gave the same verdicts (same seed, so message for
-message, but for 0-point speed notes). Targets (issues 11 and 12): the batch at least
-1.7x faster than the loop; attention batch at most 0.4x `import torch` per submission; the
-complete batch at most 5 s per submission on 2 cores.
+over the student folders (unless ``--no-loop``), `grader batch CLASS --out RUN` with its
+automatic settings (its workers forked from a warm pool where one can be had), and the same
+batch with fresh worker processes only. It prints the times, the ratios, the CPU utilisation of
+each (children's CPU time / wall time / cores; the sandboxed workers' own CPU, inside
+bubblewrap's pid namespace, is not reported back to us, so this is the trusted side's share),
+the time per submission against one `import torch`, and checks that all gave the same verdicts
+(same seed, so message for message, but for 0-point speed notes). Targets (issues 11 and 12):
+the batch at least 1.7x faster than the loop; attention batch at most 0.4x `import torch` per
+submission; the complete batch at most 5 s per submission on 2 cores.
 
     python bench/bench_batch.py [--complete 12] [--attention 20] [--only complete|attention]
+                                [--no-loop]
 """
 
 from __future__ import annotations
@@ -91,29 +93,46 @@ def _attention_class(target: Path, n: int) -> list[str]:
     return ["attention"]
 
 
+# `grader batch` with fresh worker processes only: the same command with LocalExecutor's
+# `warm` default turned off (the CLI has no switch for it yet).
+_FRESH_BATCH = ("import grader.batch.executors as e; e.LocalExecutor.__init__.__kwdefaults__"
+                "['warm'] = False; from grader.cli import console; console()")
+
+
+def _pooled(run_dir: Path, students: list[str]) -> bool:
+    """Whether every result of a batch says its worker was forked from a warm pool."""
+    return all(json.loads((run_dir / "results" / f"{s}.json").read_text())["environment"]
+               ["isolation"].startswith("bubblewrap (warm pool") for s in students)
+
+
 def _bench(name: str, class_dir: Path, graded: list[str], work: Path, torch_s: float,
-           isolation: str) -> dict:
+           isolation: str, loop: bool) -> dict:
     grader = shutil.which("grader") or sys.exit("the grader command is not installed")
     students = sorted(p.name for p in class_dir.iterdir())
     flags = " ".join(f"-a {a}" for a in graded)
-    loop_out = work / f"{name}-loop"
-    loop_out.mkdir()
-    loop = (f"for d in {class_dir}/*; do {grader} run \"$d\" {flags} --seed {SEED} "
-            f"--isolation {isolation} --json {loop_out}/$(basename \"$d\").json >/dev/null; "
-            f"done")
-    loop_wall, loop_cpu = _timed(loop, shell=True)
-    run_dir = work / f"{name}-batch"
-    batch = [grader, "batch", str(class_dir), "--out", str(run_dir), "--progress", "none",
-             "--seed", str(SEED), "--isolation", isolation, *sum((["-a", a] for a in graded), [])]
-    batch_wall, batch_cpu = _timed(batch)
-    same = all(_verdicts(loop_out / f"{s}.json") == _verdicts(run_dir / "results" / f"{s}.json")
-               for s in students)
     cores = os.cpu_count() or 1
     n = len(students)
-    return {"name": name, "n": n, "assignments": graded, "loop": loop_wall, "batch": batch_wall,
-            "loop_cpu": loop_cpu / loop_wall / cores, "batch_cpu": batch_cpu / batch_wall / cores,
-            "per_sub_batch": batch_wall / n, "per_sub_loop": loop_wall / n,
-            "torch": torch_s, "same": same}
+    out: dict = {"name": name, "n": n, "assignments": graded, "torch": torch_s}
+    outputs = []
+    if loop:
+        loop_out = work / f"{name}-loop"
+        loop_out.mkdir()
+        cmd = (f"for d in {class_dir}/*; do {grader} run \"$d\" {flags} --seed {SEED} "
+               f"--isolation {isolation} --json {loop_out}/$(basename \"$d\").json "
+               f">/dev/null; done")
+        wall, cpu = _timed(cmd, shell=True)
+        out["loop"] = {"wall": wall, "cpu": cpu / wall / cores}
+        outputs.append(lambda s: loop_out / f"{s}.json")
+    args = ["batch", str(class_dir), "--progress", "none", "--seed", str(SEED),
+            "--isolation", isolation, *sum((["-a", a] for a in graded), [])]
+    for kind, prefix in (("pooled", [grader]), ("fresh", [sys.executable, "-c", _FRESH_BATCH])):
+        run_dir = work / f"{name}-batch-{kind}"
+        wall, cpu = _timed([*prefix, *args, "--out", str(run_dir)])
+        out[kind] = {"wall": wall, "cpu": cpu / wall / cores, "warm": _pooled(run_dir, students)}
+        outputs.append(lambda s, d=run_dir: d / "results" / f"{s}.json")
+    out["same"] = all(len({tuple(_verdicts(where(s))) for where in outputs}) == 1
+                      for s in students)
+    return out
 
 
 def main() -> None:
@@ -122,6 +141,8 @@ def main() -> None:
     parser.add_argument("--attention", type=int, default=20)
     parser.add_argument("--only", choices=["complete", "attention"])
     parser.add_argument("--isolation", default="auto")
+    parser.add_argument("--no-loop", action="store_true",
+                        help="leave out the loop of `grader run` (the longest part)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-batch-"))
@@ -135,36 +156,47 @@ def main() -> None:
         if args.only in (None, "attention"):
             c = work / "attention-class"
             _report(_bench("attention", c, _attention_class(c, args.attention), work, torch_s,
-                           args.isolation))
+                           args.isolation, not args.no_loop))
         if args.only in (None, "complete"):
             c = work / "complete-class"
             _report(_bench("complete", c, _complete_class(c, args.complete), work, torch_s,
-                           args.isolation))
+                           args.isolation, not args.no_loop))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _report(r: dict) -> None:
     """Print one class's figures as soon as they are measured."""
-    ratio = r["loop"] / r["batch"]
-    print(f"\n{r['name']}: {r['n']} submissions of {', '.join(r['assignments'])}")
-    print(f"  loop of grader run  {r['loop']:7.1f} s  ({r['per_sub_loop']:.2f} s each, "
-          f"CPU {r['loop_cpu']:.0%})")
-    print(f"  grader batch        {r['batch']:7.1f} s  ({r['per_sub_batch']:.2f} s each, "
-          f"CPU {r['batch_cpu']:.0%})")
-    print(f"  batch speed-up      {ratio:7.2f}x  (target >= 1.7: "
-          f"{'met' if ratio >= 1.7 else 'NOT met'})")
-    per_torch = r["per_sub_batch"] / r["torch"]
-    print(f"  per submission      {per_torch:7.2f}x import torch")
+    n, torch_s = r["n"], r["torch"]
+    print(f"\n{r['name']}: {n} submissions of {', '.join(r['assignments'])}")
+    rows = [("loop of grader run", r.get("loop")), ("grader batch, warm pool", r["pooled"]),
+            ("grader batch, fresh workers", r["fresh"])]
+    for label, m in rows:
+        if m is not None:
+            note = ""
+            if label.endswith("warm pool") and not m["warm"]:
+                note = "  (NO result was pooled: no warm pool here)"
+            elif label.endswith("workers") and m["warm"]:
+                note = "  (pooled after all: this figure is not of fresh workers)"
+            print(f"  {label:28s} {m['wall']:7.1f} s  ({m['wall'] / n:5.2f} s each = "
+                  f"{m['wall'] / n / torch_s:4.2f}x import torch; CPU {m['cpu']:.0%}){note}")
+    pooled, fresh = r["pooled"]["wall"], r["fresh"]["wall"]
+    print(f"  warm pool against fresh workers: {fresh / pooled:5.2f}x faster")
+    if r.get("loop"):
+        ratio = r["loop"]["wall"] / pooled
+        print(f"  batch against the loop:          {ratio:5.2f}x faster (target >= 1.7: "
+              f"{'met' if ratio >= 1.7 else 'NOT met'})")
+    per_sub = pooled / n
     if r["name"] == "attention":
         print(f"  target <= 0.4x import torch per submission: "
-              f"{'met' if per_torch <= 0.4 else 'NOT met'}")
+              f"{'met' if per_sub / torch_s <= 0.4 else 'NOT met'} ({per_sub / torch_s:.2f}x)")
     else:
-        print(f"  target <= 5 s per submission: "
-              f"{'met' if r['per_sub_batch'] <= 5 else 'NOT met'}")
+        print(f"  target <= 5 s per submission: {'met' if per_sub <= 5 else 'NOT met'} "
+              f"({per_sub:.2f} s)")
     print(f"  identical verdicts (status, score, message but of speed notes): "
           f"{'yes' if r['same'] else 'NO'}")
     print(f"  load average now: {os.getloadavg()[0]:.1f}", flush=True)
+
 
 if __name__ == "__main__":
     main()
