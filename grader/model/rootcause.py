@@ -27,7 +27,11 @@ from grader.model.results import AssignmentResult, CheckResult, Status, Submissi
 FAILING = (Status.FAILED, Status.ERROR, Status.TIMEOUT)
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
-_WHERE = re.compile(r"([\w.\-]+\.(?:py|ipynb)), line (\d+)")
+# Anchored on the suffix, then the name read backwards: a `[\w.-]+\.py` pattern backtracks
+# quadratically over a long run of word characters (a 400 kB message took minutes).
+_WHERE_TAIL = re.compile(r"\.(?:py|ipynb), line (\d+)")
+_NAME_CHARS = re.compile(r"[\w.\-]")
+_NAME_MAX = 255
 _NO_MODULE = re.compile(r"No module named '([\w.]+)'")
 
 
@@ -107,11 +111,23 @@ def raised_in(check: CheckResult, message: str = "") -> str:
         frames = _FRAME.findall(str(error.get("traceback") or ""))
         if frames:
             return frames[-1][0].replace("\\", "/").rsplit("/", 1)[-1]
-        found = _WHERE.search(str(error.get("where") or ""))
+        found = _files_named(str(error.get("where") or ""))
         if found:
-            return found.group(1)
-    found = _WHERE.findall(message or check.message or "")
-    return found[-1][0] if found else ""
+            return found[0]
+    found = _files_named(message or check.message or "")
+    return found[-1] if found else ""
+
+
+def _files_named(text: str) -> list[str]:
+    """Every ``name.py, line N`` (or ``.ipynb``) file name in ``text``, in order; linear."""
+    names = []
+    for m in _WHERE_TAIL.finditer(text):
+        start = m.start()
+        while start > 0 and m.start() - start < _NAME_MAX and _NAME_CHARS.match(text[start - 1]):
+            start -= 1
+        if start < m.start():
+            names.append(text[start:m.end()].split(",", 1)[0])
+    return names
 
 
 def _file(a: AssignmentResult) -> str:

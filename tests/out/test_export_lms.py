@@ -271,3 +271,38 @@ def test_gradescope_build_rejects_bad_options(tmp_path: Path, capsys) -> None:
                  str(weights)]) == 2
     assert "points must be a number >= 0" in capsys.readouterr().err
     assert not (tmp_path / "ag.zip").exists()
+
+
+def test_exports_say_the_root_cause_first() -> None:
+    # One bug in attention.py fails a block check too: both exports start with where to fix
+    # it, and the block check's feedback says it follows from attention.py (not its own hint,
+    # which would send the student to block.py).
+    from test_report_summary import _no_scale_everywhere
+
+    result = _no_scale_everywhere()
+    gs = to_gradescope(result)
+    validate(gs)
+    head = gs["output"].split("| Assignment")[0].replace("\\", "")  # Markdown escapes
+    assert "Start here: attention.py, check `check values`" in head
+    assert "the scores are not divided by sqrt(d_k)" in head
+    block = next(t for t in gs["tests"] if t["name"] == "block: check block_values")
+    assert "Follows from attention.py: fix that first" in block["output"]
+    assert "Pre-norm" not in block["output"]
+    own = next(t for t in gs["tests"] if t["name"] == "attention: check values")
+    assert "Follows from" not in own["output"]
+
+    pl = to_prairielearn(result)
+    assert "Start here: attention.py" in pl["message"]
+    pl_block = next(t for t in pl["tests"] if t["name"] == "block: check block_values")
+    assert "Follows from attention.py" in pl_block["output"]
+
+
+def test_exports_of_a_passing_submission_have_no_start_here() -> None:
+    from test_report_summary import _check, _result
+
+    from grader.model.results import AssignmentResult
+
+    ok = _result(AssignmentResult("attention", source="attention.py",
+                                  checks=[_check("shapes", Status.PASSED)]))
+    assert "Start here" not in to_gradescope(ok)["output"]
+    assert "Start here" not in to_prairielearn(ok)["message"]

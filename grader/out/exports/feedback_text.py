@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from grader.model.results import AssignmentResult, CheckResult, Status, Visibility
+from grader.model.results import AssignmentResult, CheckResult, Status, SubmissionResult, Visibility
+from grader.model.rootcause import Cause, start_here
 from grader.out.reports.render import interpret
 
 LABEL = {Status.PASSED: "PASS", Status.FAILED: "FAIL", Status.ERROR: "ERROR",
@@ -30,16 +31,21 @@ class Feedback:
     mistake: str  # "name. hint (read again: course)" or ""
     facts: tuple[str, ...]
     redacted: bool
+    # "Follows from attention.py: fix that first (...)" when an earlier module's failure
+    # explains this one: said first, so a student fixes the cause, not six symptoms.
+    cause: str = ""
 
     def markdown(self) -> str:
         """The feedback as Markdown (Gradescope's ``md`` output format)."""
-        lines = [f"**{self.label}**" + (f": {_md(self.message)}" if self.message else "")]
+        lines = [f"**{self.label}**" + (f": {inert(self.message)}" if self.message else "")]
+        if self.cause:
+            lines.append(f"**{inert(self.cause)}**")
         if self.mistake:
-            lines.append(f"**Likely mistake:** {_md(self.mistake)}")
+            lines.append(f"**Likely mistake:** {inert(self.mistake)}")
         if self.hint:
-            lines.append(f"**Hint:** {_md(self.hint)}")
+            lines.append(f"**Hint:** {inert(self.hint)}")
         if self.facts:
-            lines.append("\n".join(f"- {_md(f)}" for f in self.facts))
+            lines.append("\n".join(f"- {inert(f)}" for f in self.facts))
         if self.redacted:
             lines.append(f"_{HIDDEN_NOTE}_")
         return "\n\n".join(lines)
@@ -47,6 +53,8 @@ class Feedback:
     def text(self) -> str:
         """The feedback as plain text (PrairieLearn's ``output``, a CSV cell)."""
         lines = [self.label + (f": {self.message}" if self.message else "")]
+        if self.cause:
+            lines.append(self.cause)
         if self.mistake:
             lines.append(f"Likely mistake: {self.mistake}")
         if self.hint:
@@ -58,12 +66,18 @@ class Feedback:
 
 
 def feedback(assignment: AssignmentResult, check: CheckResult, *,
-             instructor: bool = False) -> Feedback:
-    """The feedback of ``check`` for a student (hidden checks redacted) or the instructor."""
+             instructor: bool = False,
+             causes: dict[tuple[str, str], Cause] | None = None) -> Feedback:
+    """The feedback of ``check`` for a student (hidden checks redacted) or the instructor.
+    ``causes`` (from :func:`grader.model.rootcause.root_causes`) adds, first, the earlier
+    module this failure follows from."""
     redacted = check.visibility is Visibility.HIDDEN and not instructor
     label = LABEL[check.status]
     if redacted:
         return Feedback(label, "", "", "", (), True)
+    found = (causes or {}).get((assignment.name, check.id))
+    cause = found.sentence() if found is not None else ""
+    cause = cause[:1].upper() + cause[1:]
     view = interpret(check.details or {}, instructor)
     mistake = ""
     if view["likely_mistake"]:
@@ -80,7 +94,27 @@ def feedback(assignment: AssignmentResult, check: CheckResult, *,
         if check.status is not Status.PASSED else ()
     # The diagnosis's hint is often the check's own hint too: say it once.
     hint = "" if check.hint and check.hint in mistake else check.hint
-    return Feedback(label, message, hint, mistake, facts, False)
+    if cause:
+        hint = ""  # the local hint would send the student to this module, not to the cause
+    return Feedback(label, message, hint, mistake, facts, False, cause)
+
+
+def start_here_lines(result: SubmissionResult, causes: dict[tuple[str, str], Cause], *,
+                     instructor: bool = False) -> list[str]:
+    """The "Start here" block (plain text lines; empty when nothing fails): the first module
+    to fix and its likely mistake, from the checks this audience may see only."""
+    start = start_here(result, causes,
+                       lambda c: instructor or c.visibility is not Visibility.HIDDEN)
+    # A line may quote a failure's message (the student's exception text, of any size): the
+    # block is a pointer, the check's own feedback holds the whole message.
+    return [_shorten(line, START_LINE_CHARS) for line in start.lines()] if start else []
+
+
+START_LINE_CHARS = 300
+
+
+def _shorten(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
 
 
 def likely_mistake(check: CheckResult) -> dict[str, str] | None:
@@ -95,7 +129,7 @@ def likely_mistake(check: CheckResult) -> dict[str, str] | None:
     return None
 
 
-def _md(text: str) -> str:
+def inert(text: str) -> str:
     """Text from a result (possibly written by the student's code) made inert in Markdown: no
     raw HTML, no accidental emphasis or links."""
     out = []

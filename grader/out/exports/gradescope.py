@@ -53,7 +53,8 @@ from typing import Any
 
 from grader import __version__
 from grader.model.results import Status, SubmissionResult, Visibility
-from grader.out.exports.feedback_text import feedback, likely_mistake
+from grader.model.rootcause import root_causes
+from grader.out.exports.feedback_text import feedback, inert, likely_mistake, start_here_lines
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 FORMATS = ("text", "html", "simple_format", "md", "ansi")
@@ -129,10 +130,11 @@ def to_gradescope(result: SubmissionResult, *, hidden_visibility: str = "after_p
     if hidden_visibility not in VISIBILITIES or stdout_visibility not in VISIBILITIES:
         raise ValueError(f"visibility must be one of {VISIBILITIES}")
     tests = []
+    causes = root_causes(result)
     for ai, a in enumerate(result.assignments, 1):
         for ci, c in enumerate(a.checks, 1):
             hidden = c.visibility is Visibility.HIDDEN
-            fb = feedback(a, c, instructor=reveal_hidden)
+            fb = feedback(a, c, instructor=reveal_hidden, causes=causes)
             test: dict[str, Any] = {
                 "name": f"{a.name}: {c.name}",
                 "number": f"{ai}.{ci}",
@@ -149,7 +151,8 @@ def to_gradescope(result: SubmissionResult, *, hidden_visibility: str = "after_p
     return {
         "score": _num(result.score),
         "execution_time": round(result.seconds, 1),
-        "output": _summary_markdown(result, note),
+        "output": _summary_markdown(result, note, start_here_lines(
+            result, causes, instructor=reveal_hidden)),
         "output_format": "md",
         "test_output_format": "md",
         "test_name_format": "text",
@@ -186,8 +189,13 @@ def _num(x: float) -> float:
     return float(round(x, 6))
 
 
-def _summary_markdown(result: SubmissionResult, note: str) -> str:
-    lines = [f"**Score: {result.score:g} / {result.max_score:g}**", "",
+def _summary_markdown(result: SubmissionResult, note: str, start: list[str]) -> str:
+    lines = [f"**Score: {result.score:g} / {result.max_score:g}**", ""]
+    if start:
+        # The first thing to fix before the table: a bug in attention.py fails checks in every
+        # later module, and a student reading the table top-down would chase those first.
+        lines += [f"**{inert(start[0])}**", *(f"> {inert(x.strip())}" for x in start[1:]), ""]
+    lines += [
              "| Assignment | Points |", "| --- | ---: |"]
     for a in result.assignments:
         lines.append(f"| {a.title or a.name} | {a.score:g} / {a.max_score:g} |")

@@ -33,7 +33,8 @@ import json
 from typing import Any
 
 from grader.model.results import Status, SubmissionResult, Visibility
-from grader.out.exports.feedback_text import feedback
+from grader.model.rootcause import root_causes
+from grader.out.exports.feedback_text import feedback, start_here_lines
 
 SIZE_LIMIT = 1_000_000  # bytes; PrairieLearn's documented limit is "1 MB"
 
@@ -59,11 +60,12 @@ def to_prairielearn(result: SubmissionResult, *, reveal_hidden: bool = False,
                     "message": "Your submission could not be graded (no attempt was used): "
                                + reason}, limit)
     tests = []
+    causes = root_causes(result)
     for a in result.assignments:
         for c in a.checks:
             if not c.counts:
                 continue  # skipped: not part of this grade
-            fb = feedback(a, c, instructor=reveal_hidden)
+            fb = feedback(a, c, instructor=reveal_hidden, causes=causes)
             tests.append({
                 "name": f"{a.name}: {c.name}",
                 "description": a.title or a.name,
@@ -75,6 +77,9 @@ def to_prairielearn(result: SubmissionResult, *, reveal_hidden: bool = False,
     score = result.score / result.max_score if result.max_score else 0.0
     lines = [f"{result.score:g} / {result.max_score:g} points."]
     lines += [f"{a.name}: {a.message}" for a in result.assignments if a.message]
+    start = start_here_lines(result, causes, instructor=reveal_hidden)
+    if start:
+        lines.append(" ".join(x.strip() for x in start) + ".")
     # The student's own prints, but only when no hidden check ran: what their code printed
     # during a hidden check could show its inputs (the student report's rule too).
     hidden_ran = any(c.visibility is Visibility.HIDDEN and c.status is not Status.SKIPPED
@@ -117,6 +122,8 @@ def fit(data: dict[str, Any], limit: int = SIZE_LIMIT) -> dict[str, Any]:
         for t in tests:
             t["output"] = ""
             t["message"] = _cut(t.get("message", ""), 200)
+    if size(data) > limit:
+        data["message"] = _cut(str(data.get("message", "")), 2000) + note
     if size(data) > limit:  # absurdly many tests: keep the grade, drop the breakdown
         data["tests"] = []
     return data
