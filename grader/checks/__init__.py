@@ -7,8 +7,16 @@ discovery, the release and the reports are given what they need from it, never i
 
 from __future__ import annotations
 
-from grader.checks.base import (Assignment, Check, CheckFailed, CheckSettings, CheckSkipped,
-                                 Context, Outcome, ok)
+from grader.checks.base import (
+    Assignment,
+    Check,
+    CheckFailed,
+    CheckSettings,
+    CheckSkipped,
+    Context,
+    Outcome,
+    ok,
+)
 
 __all__ = ["ASSIGNMENTS", "Assignment", "Check", "CheckFailed", "CheckSettings", "CheckSkipped",
            "Context",

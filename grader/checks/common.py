@@ -139,6 +139,10 @@ def assert_gradients(call: CallResult, exp: dict[str, torch.Tensor], diagnosis: 
     likely mistake of a mismatch (a :class:`grader.diagnosis.Diagnosis`)."""
     assert_close(call.grads["x"], exp["x.grad"], "the gradient of the input x",
                  atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on("x.grad"))
+    unknown = sorted(set(call.param_grads) - {k.removeprefix("pgrad.") for k in exp})
+    if unknown:
+        raise CheckFailed("gradients came back for parameter(s) the model does not have: "
+                          + ", ".join(f"`{n}`" for n in unknown[:5]))
     for name, g in sorted(call.param_grads.items()):
         assert_close(g, exp[f"pgrad.{name}"], f"the gradient of `{name}`",
                      atol=F64_ATOL, rtol=F64_RTOL, diagnose=diagnosis.on(f"pgrad.{name}"))

@@ -18,9 +18,9 @@ from grader.checks import (
     Assignment,
     Check,
     CheckFailed,
+    CheckSettings,
     CheckSkipped,
     Context,
-    CheckSettings,
     graded_names,
 )
 from grader.checks.expected import ExpectedSource, FixtureMissing, LiveReference
@@ -33,6 +33,7 @@ from grader.isolation.client import (
     WorkerSettings,
     WorkerTimeout,
 )
+from grader.isolation.replies import cut
 from grader.model.results import AssignmentResult, CheckResult, Status, SubmissionResult, Visibility
 
 
@@ -144,9 +145,13 @@ def _import_modules(worker: WorkerClient, submission: Submission, assignments: l
         name = submission.files[module].display  # attention.py, or the notebook it comes from
         try:
             reply = worker.request("import", {"modules": [module]}, timeout=timeout)
-            entry = reply.result["modules"][module]
-            if not entry["ok"]:
-                entry = {"ok": False, "message": _import_failure(name, entry["error"])}
+            entry = (reply.result.get("modules") or {}).get(module)
+            if not isinstance(entry, dict) or "ok" not in entry:
+                entry = {"ok": False, "message": f"the worker did not report on importing "
+                                                 f"{name} (its reply was malformed)"}
+            elif not entry["ok"]:
+                entry = {"ok": False,
+                         "message": _import_failure(name, entry.get("error") or {})}
         except WorkerTimeout:
             entry = {"ok": False, "message": f"importing {name} did not finish within "
                                              f"{timeout:.0f} s (is there a long computation or "
@@ -158,8 +163,10 @@ def _import_modules(worker: WorkerClient, submission: Submission, assignments: l
 
 
 def _import_failure(name: str, error: dict[str, Any]) -> str:
-    where = f" at {error['where']}" if error.get("where") else ""
-    return f"importing {name} raised {error['type']}: {error['message']}{where}".strip()
+    # Repeated on every check of the assignment: bounded, whatever the student's code raised.
+    where = f" at {cut(str(error['where']), 300)}" if error.get("where") else ""
+    return (f"importing {name} raised {cut(str(error.get('type', 'Error')), 200)}: "
+            f"{cut(str(error.get('message', '')), 2000)}{where}").strip()
 
 
 def _grade_assignment(a: Assignment, submission: Submission, imports: dict[str, dict[str, Any]],

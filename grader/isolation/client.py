@@ -523,7 +523,8 @@ class WorkerClient:
             blob = self._read(proc, n_blob, deadline)
             message = replies.parse_json(body, bounds)
             out = protocol.decode_tensors(blob)
-            decoded = replies.read_reply(message, task, self._next_id, out, bounds)
+            decoded = replies.read_reply(message, task, self._next_id, out, bounds,
+                                         args=args)
         except WorkerTimeout:
             self._stop()
             raise WorkerTimeout(f"no answer within {timeout:.0f} s (an endless loop, or far too "

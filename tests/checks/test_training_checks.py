@@ -323,3 +323,14 @@ def test_task_data_is_deterministic_and_split():
     held = {tuple(r.tolist()) for r in a["prompts"][:, 1:]}
     train = a["train_data"].view(-1, T.EXAMPLE_LEN)[:, :9]
     assert not held & {tuple(r.tolist()) for r in train}  # held-out questions are never trained
+
+
+def test_a_flat_batch_fails_on_its_shape_not_with_a_grader_error(tmp_path):
+    # get_batch returning x.flatten(): the spread check reads the starts off column 0 and must
+    # say the shape is wrong (it raised an internal IndexError before).
+    folder = _plant(tmp_path, "flat", [("    return x.to(device), y.to(device)",
+                                        "    return x.flatten().to(device), y.to(device)")])
+    got = _run(folder, ["batch_spread", "batch_targets"])
+    for check in ("batch_spread", "batch_targets"):
+        assert got[check].status is Status.FAILED, (check, got[check].message)
+        assert "shape" in got[check].message and "internal" not in got[check].message

@@ -100,9 +100,6 @@ def test_a_hostile_reply_is_a_protocol_error_not_a_traceback(client, kind, words
     assert_honest_call_still_works(client)
 
 
-@pytest.mark.xfail(strict=True, reason="grader/isolation/client.py does not yet pass the "
-                   "request's args to replies.read_reply (args=args in _exchange): until it "
-                   "does, counts the request decides are capped, not pinned")
 def test_a_reply_short_of_what_its_request_asked_for_is_a_protocol_error(client):
     import torch
 

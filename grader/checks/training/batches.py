@@ -42,7 +42,7 @@ def batch_shapes(ctx: Context):
     cases = [(8, 4), (1, 1), (16, 3), (32, 7)]
     notes: list[str] = []
     results = _batches(ctx, data, [_call("data", t, b, device="cpu") for t, b in cases])
-    for (block, batch), (x, y, desc) in zip(cases, results, strict=False):
+    for (block, batch), (x, y, desc) in zip(cases, results, strict=True):
         what = f"get_batch(data, block_size={block}, batch_size={batch})"
         for name, t, d in (("x", x, desc["x"]), ("y", y, desc["y"])):
             if tuple(t.shape) != (batch, block):
@@ -114,6 +114,10 @@ def batch_spread(ctx: Context):
                                                "big": torch.arange(1000)})
     (x, _, _), (xb, _, _) = _batches(ctx, data, [_call("tiny", block, 400, gen=11),
                                                  _call("big", block, 2000, gen=12)])
+    for t, rows in ((x, 400), (xb, 2000)):
+        if tuple(t.shape) != (rows, block):  # the starts are read off column 0 below
+            raise CheckFailed(f"x has shape {tuple(t.shape)}, expected ({rows}, {block}) = "
+                              "(batch_size, block_size)")
     seen = sorted(set(x[:, 0].tolist()))
     if seen != [0, 1, 2, 3]:
         missing = sorted({0, 1, 2, 3} - set(seen))

@@ -83,8 +83,10 @@ def _compare_lrs(ctx: Context, cases: list[dict[str, Any]],
             notes.append(f"get_lr returned {', '.join(bad_types)}; the contract asks for a "
                          f"Python float (math.cos, math.pi)")
     for case, steps, _, got, ref in results:
+        if len(got) != len(steps):  # the schema pins it; a short reply must never pass
+            raise CheckFailed(f"get_lr gave {len(got)} values for {len(steps)} steps")
         args = ", ".join(f"{k}={v:g}" for k, v in case.items())
-        for (step, label), value, expected in zip(steps, got, ref, strict=False):
+        for (step, label), value, expected in zip(steps, got, ref, strict=True):
             if near(value, expected, LR_RTOL, LR_ATOL):
                 continue
             # Every case and step together: one case alone may not tell two mistakes apart.
