@@ -33,7 +33,8 @@ def info() -> dict[str, Any] | None:
 
 
 def fixtures_dir() -> Path | None:
-    """The bundle's fixtures folder (for :class:`~grader.checks.expected.StoredFixtures`), or None."""
+    """The bundle's fixtures folder (for :class:`~grader.checks.expected.StoredFixtures`), or
+    None."""
     if info() is None:
         return None
     folder = HERE / FIXTURES_DIR
