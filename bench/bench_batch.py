@@ -93,12 +93,6 @@ def _attention_class(target: Path, n: int) -> list[str]:
     return ["attention"]
 
 
-# `grader batch` with fresh worker processes only: the same command with LocalExecutor's
-# `warm` default turned off (the CLI has no switch for it yet).
-_FRESH_BATCH = ("import grader.batch.executors as e; e.LocalExecutor.__init__.__kwdefaults__"
-                "['warm'] = False; from grader.cli import console; console()")
-
-
 def _pooled(run_dir: Path, students: list[str]) -> bool:
     """Whether every result of a batch says its worker was forked from a warm pool."""
     return all(json.loads((run_dir / "results" / f"{s}.json").read_text())["environment"]
@@ -125,9 +119,9 @@ def _bench(name: str, class_dir: Path, graded: list[str], work: Path, torch_s: f
         outputs.append(lambda s: loop_out / f"{s}.json")
     args = ["batch", str(class_dir), "--progress", "none", "--seed", str(SEED),
             "--isolation", isolation, *sum((["-a", a] for a in graded), [])]
-    for kind, prefix in (("pooled", [grader]), ("fresh", [sys.executable, "-c", _FRESH_BATCH])):
+    for kind, extra in (("pooled", []), ("fresh", ["--no-warm-pool"])):
         run_dir = work / f"{name}-batch-{kind}"
-        wall, cpu = _timed([*prefix, *args, "--out", str(run_dir)])
+        wall, cpu = _timed([grader, *args, *extra, "--out", str(run_dir)])
         out[kind] = {"wall": wall, "cpu": cpu / wall / cores, "warm": _pooled(run_dir, students)}
         outputs.append(lambda s, d=run_dir: d / "results" / f"{s}.json")
     out["same"] = all(len({tuple(_verdicts(where(s))) for where in outputs}) == 1

@@ -46,6 +46,9 @@ class BatchOptions:
     scheduler: str | None = None  # the Dask scheduler's address, for executor="dask"
     ship: bool = False  # Dask: send the submissions' bytes with the tasks (no shared disk)
     dask_cluster_options: dict[str, Any] | None = None  # dask-local: LocalCluster's arguments
+    # Local executor: fork the workers from a warm pool of zygotes (grader.isolation.pool).
+    # None: where one can be had; False: fresh workers only (as `grader run`).
+    warm: bool | None = None
     feedback: bool = True
     stream: TextIO | None = None
     live: bool | None = None  # None: a live display when the stream is a terminal

@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", choices=["local", "dask", "dask-local"], default="local",
                    help="where jobs run: this machine, a Dask cluster (--scheduler), or a Dask "
                         "LocalCluster here (needs `pip install grader[dask]`)")
+    p.add_argument("--no-warm-pool", dest="warm", action="store_false", default=None,
+                   help="local executor: start a fresh worker per submission (as `grader run`) "
+                        "instead of forking them from a warm pool of isolated zygotes")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="the Dask scheduler, e.g. tcp://10.0.0.5:8786 (with --executor dask)")
     p.add_argument("--ship", action="store_true",
@@ -102,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
         total_timeout=args.total_timeout, fixtures=args.fixtures,
         gpt2_weights=args.gpt2_weights, regrade=args.regrade, students=args.students,
         nbgrader_assignment=args.nbgrader_assignment, executor=args.executor,
-        scheduler=args.scheduler, ship=args.ship, feedback=not args.no_feedback,
+        scheduler=args.scheduler, ship=args.ship, warm=args.warm, feedback=not args.no_feedback,
         live={"auto": None, "live": True, "plain": False, "none": False}[args.progress],
         quiet=args.progress == "none", seed=args.seed)
     try:
