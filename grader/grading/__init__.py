@@ -62,7 +62,9 @@ def grade(path: Path | str, options: GradeOptions | None = None,
     """Grade the submission folder at ``path`` and return its results.
 
     ``worker`` may be a :class:`WorkerClient` for this folder that the caller launched early
-    (so that the worker's ``import torch`` overlaps the grader's); it is closed at the end.
+    (so that the worker's ``import torch`` overlaps the grader's), or one not started yet (a
+    batch's, perhaps forked from a warm pool); it is pointed at the folder where discovery
+    finds the files, and closed at the end.
     """
     options = options or GradeOptions()
     started = time.monotonic()
@@ -70,6 +72,9 @@ def grade(path: Path | str, options: GradeOptions | None = None,
     submission = discover(Path(path), [a.module for a in assignments], graded_names())
     result = SubmissionResult(submission=str(path), submission_id=submission.content_hash,
                               grader_version=__version__)
+    if worker is not None:
+        # A client made for the folder given (a batch's): the files may sit further down.
+        worker.use_folder(submission.root)
     with worker or WorkerClient(submission.root, options.worker) as worker:
         notebooks = submission.prepare(worker, cell_timeout=options.notebook_cell_timeout,
                                        total_timeout=options.notebook_timeout)

@@ -257,6 +257,18 @@ class WorkerClient:
             self.data_dir = Path(tempfile.mkdtemp(prefix="grader-data-"))
             os.chmod(self.data_dir, 0o755)
 
+    def use_folder(self, folder: Path) -> None:
+        """Serve ``folder`` instead of the folder given at construction (discovery found the
+        student's files one or two folders down, e.g. ``ann/hw1/``). Only before the first
+        worker started: a running worker already sees its ``/submission``."""
+        folder = Path(folder).resolve()
+        if folder == self.submission:
+            return
+        if self.starts or self._staged is not None or self._pool_copied:
+            raise RuntimeError(f"the worker already serves {self.submission}; cannot switch "
+                               f"to {folder}")
+        self.submission = folder
+
     @property
     def slot(self) -> int | None:
         """The slot (uid ``60000 + slot``) this client's workers run under, once launched."""
