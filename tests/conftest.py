@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
 import functools
 import os
@@ -13,7 +14,7 @@ import torch
 
 from grader.checks.expected import LiveReference
 from grader.grading import GradeOptions, grade
-from grader.isolation.client import WorkerSettings
+from grader.isolation.client import WorkerClient, WorkerSettings
 from grader.model.results import Status, SubmissionResult
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,11 +45,37 @@ def pytest_report_header(config):
            "reproduces it)"
 
 
+@functools.cache
+def _test_pool():
+    """One warm pool slot per test process (as a batch has), or None where no pool can be had
+    or GRADER_TEST_FRESH=1 asks for fresh workers: most tests grade one submission after
+    another, and each fresh worker pays ``import torch``. The fresh path keeps its own tests
+    (``grader run`` and every test that builds its own WorkerClient use it), and
+    tests/isolation/test_pool.py shows both give the same verdicts."""
+    from grader.isolation.pool import WarmPool, pool_available
+
+    if os.environ.get("GRADER_TEST_FRESH") == "1" or not pool_available()[0]:
+        return None
+    pool = WarmPool(1)
+    atexit.register(pool.close)
+    return pool
+
+
+def worker_client(folder: Path, worker: WorkerSettings | None = None) -> WorkerClient:
+    """A worker client for ``folder`` forked from this process's warm pool where one can be
+    had (see :func:`_test_pool`), else a fresh one."""
+    return WorkerClient(Path(folder).resolve(), worker or settings(), pool=_test_pool())
+
+
 def grade_folder(path: Path, assignments: list[str] | None = None, **options) -> SubmissionResult:
-    """Grade ``path`` as the CLI would, with test-friendly worker settings."""
+    """Grade ``path`` as a batch would (its worker forked from this process's warm pool, where
+    one can be had), with test-friendly worker settings."""
     worker = options.pop("worker", None) or settings()
     options.setdefault("source", SHARED_REFERENCE)
-    return grade(path, GradeOptions(assignments=assignments, worker=worker, **options))
+    opts = GradeOptions(assignments=assignments, worker=worker, **options)
+    pool = _test_pool()
+    client = WorkerClient(Path(path).resolve(), worker, pool=pool) if pool is not None else None
+    return grade(path, opts, worker=client)
 
 
 def plant(tmp_path: Path, edits: dict[str, list[tuple[str, str]]], name: str = "sub",

@@ -9,13 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CORRECT, grade_folder, plant, settings
+from conftest import CORRECT, grade_folder, plant, worker_client
 
 from grader.checks import ASSIGNMENTS, CheckSettings
 from grader.checks.base import Context
 from grader.checks.expected import LiveReference
 from grader.grading import run_check
-from grader.isolation.client import WorkerClient
 from grader.model.results import Status
 
 SOURCE = LiveReference()
@@ -45,7 +44,7 @@ def train(model, train_data, val_data, config):
 
 
 def _loop_scores(folder: Path) -> dict[str, float]:
-    with WorkerClient(folder, settings()) as worker:
+    with worker_client(folder) as worker:
         worker.request("import", {"modules": ["training"]})
         ctx = Context(assignment="training", worker=worker, source=SOURCE)
         return {i: run_check(TRAINING[i], ctx, TRAINING[i].points).score for i in LOOP}

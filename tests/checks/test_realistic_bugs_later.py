@@ -6,12 +6,11 @@ the shares and requires at least 80 % named correctly and none named wrongly."""
 from __future__ import annotations
 
 import pytest
-from conftest import SHARED_REFERENCE, grade_folder, plant, settings
+from conftest import SHARED_REFERENCE, grade_folder, plant, worker_client
 
 from grader.checks import ASSIGNMENTS
 from grader.checks.base import Context
 from grader.grading import run_check
-from grader.isolation.client import WorkerClient
 from grader.model.results import Status
 
 CLIP = "        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)\n"
@@ -90,6 +89,8 @@ CORPUS: dict[str, tuple[str, dict[str, list[tuple[str, str]]], str]] = {
         "    model.lm_head.weight = torch.nn.Parameter(model.transformer.wte.weight.clone())\n"
         "    return model.eval()\n")]}, "tie_broken_by_loader"),
 }
+# Both tests read one module fixture that grades the whole corpus: one process runs them.
+pytestmark = pytest.mark.xdist_group("realistic_bugs_later")
 FAST_TRAINING = [c for c in ASSIGNMENTS["training"].checks if c.id != "convergence_probe"]
 
 
@@ -98,7 +99,7 @@ def _named(name: str, tmp_path) -> tuple[float, set[str]]:
     assignment, edits, _ = CORPUS[name]
     folder = plant(tmp_path, edits, name="sub")
     if assignment == "training":  # the probe adds nothing to the naming and costs seconds
-        with WorkerClient(folder, settings()) as worker:
+        with worker_client(folder) as worker:
             worker.request("import", {"modules": ["training"]})
             ctx = Context(assignment="training", worker=worker, source=SHARED_REFERENCE)
             results = [run_check(c, ctx, c.points) for c in FAST_TRAINING]

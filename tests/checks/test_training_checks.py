@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import worker_client
 
 import reference.training as ref_training
 from grader.checks import training as T
 from grader.checks.base import Context
 from grader.checks.expected import LiveReference
 from grader.grading import GradeOptions, grade, run_check
-from grader.isolation.client import WorkerClient, WorkerSettings
+from grader.isolation.client import WorkerSettings
 from grader.model.results import Status
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +57,7 @@ def _plant(tmp_path: Path, name: str, edits: list[tuple[str, str]],
 
 def _run(folder: Path, ids: list[str]) -> dict[str, object]:
     """Run the named checks on ``folder`` in one worker; returns id -> CheckResult."""
-    with WorkerClient(folder, SETTINGS) as worker:
+    with worker_client(folder, SETTINGS) as worker:
         worker.request("import", {"modules": ["training"]})
         ctx = Context(assignment="training", worker=worker, source=SOURCE)
         return {i: run_check(CHECKS[i], ctx, CHECKS[i].points) for i in ids}
@@ -218,7 +219,7 @@ PROBE_SEEDS = (0, 1)  # the check's own seed and one more; bench/bench_probe.py 
 def test_loop_bug_fails_instrumented_checks_and_probe(tmp_path, name):
     edits, expected, words = LOOP_BUGS[name]
     folder = _plant(tmp_path, name, edits)
-    with WorkerClient(folder, SETTINGS) as worker:
+    with worker_client(folder, SETTINGS) as worker:
         worker.request("import", {"modules": ["training"]})
         ctx = Context(assignment="training", worker=worker, source=SOURCE)
         results = {i: run_check(CHECKS[i], ctx, CHECKS[i].points) for i in NON_PROBE}
@@ -240,7 +241,7 @@ def test_probe_passes_correct_loops_on_several_seeds(tmp_path):
                                     "\n")])
     # The example at the check's own seed is covered by the full grade above.
     for folder, seeds in ((CORRECT, PROBE_SEEDS[1:]), (alt, PROBE_SEEDS)):
-        with WorkerClient(folder, SETTINGS) as worker:
+        with worker_client(folder, SETTINGS) as worker:
             ctx = Context(assignment="training", worker=worker, source=SOURCE)
             for seed in seeds:
                 v = T.run_probe(ctx, seed)
@@ -255,7 +256,7 @@ def test_gpt_probe_fails_a_gpt_that_cannot_train(tmp_path):
     folder = _plant(tmp_path, "gpt", [("        x = x + self.attn(self.ln_1(x))\n",
                                        "        x = self.attn(self.ln_1(x))\n")], module="block")
     check = next(c for c in ASSIGNMENTS["block"].checks if c.id == "gpt_probe")
-    with WorkerClient(folder, SETTINGS) as worker:
+    with worker_client(folder, SETTINGS) as worker:
         r = run_check(check, Context(assignment="block", worker=worker, source=SOURCE),
                       check.points)
     assert r.status is Status.FAILED, r.message
