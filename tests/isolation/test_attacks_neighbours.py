@@ -74,9 +74,9 @@ KEYRING = """
 def test_keyring_calls_are_denied_so_nothing_passes_to_a_neighbour_or_a_successor(submission):
     # The attack: job A stores its outputs in the kernel's user keyring; job B (now, or later
     # under the same uid) reads them. Every keyring call fails inside the sandbox, for both.
-    writer, wl = start(KEYRING.format(secret="s3cr3t!!"), submission, slot=7)
+    writer, wl = start(KEYRING.format(secret="s3cr3t!!"), submission, slot=207)
     got_a = finish(writer, wl)
-    reader, rl = start(KEYRING.format(secret="xxxxxxxx"), submission, slot=7)
+    reader, rl = start(KEYRING.format(secret="xxxxxxxx"), submission, slot=207)
     got_b = finish(reader, rl)
     for got in (got_a, got_b):
         for call, (ret, err) in got.items():
@@ -159,20 +159,20 @@ def test_two_clients_of_one_process_get_different_slots(submission):
 
 @needs_bwrap
 def test_two_launches_of_one_slot_in_one_process_do_not_share_it(submission):
-    first = plan_launch(["true"], submission_dir=submission, slot=11)
+    first = plan_launch(["true"], submission_dir=submission, slot=211)
     try:
         with pytest.raises(leases.SlotsExhausted):
-            plan_launch(["true"], submission_dir=submission, slot=11, lease_wait=0.2)
+            plan_launch(["true"], submission_dir=submission, slot=211, lease_wait=0.2)
     finally:
         first.cleanup()
-    again = plan_launch(["true"], submission_dir=submission, slot=11, lease_wait=5)
+    again = plan_launch(["true"], submission_dir=submission, slot=211, lease_wait=5)
     again.cleanup()
 
 
 @needs_bwrap
 def test_each_job_gets_a_cpu_quota_of_its_threads(submission):
     proc, launch = start("import sys; print('{}', flush=True); sys.stdin.read()", submission,
-                         threads=2, slot=9)
+                         threads=2, slot=209)
     try:
         if "cpu (v" not in launch.description:
             pytest.skip(f"no writable cpu cgroup here: {launch.description}")
@@ -184,7 +184,7 @@ def test_each_job_gets_a_cpu_quota_of_its_threads(submission):
         for fstype, root, point, opts in cgroups.cgroup_mounts():
             if fstype == "cgroup" and "cpu" in opts:
                 d = cgroups.host_dir(root, point, cg_path)
-                assert d.name == "grader-slot-9"
+                assert d.name == "grader-slot-209"
                 assert int((d / "cpu.cfs_quota_us").read_text()) == 2 * 100_000
                 break
             if fstype == "cgroup2":
