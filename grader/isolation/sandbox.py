@@ -226,6 +226,15 @@ def _options_by_fd(argv: list[str]) -> tuple[list[str], int]:
 # ----------------------------------------------------------------------------- public
 
 
+def _close_all(fds: list[int]) -> None:
+    """Close (and forget) the descriptors a launch opened for bwrap, errors ignored."""
+    while fds:
+        try:
+            os.close(fds.pop())
+        except OSError:
+            pass
+
+
 def plan_launch(
     command: Command,
     *,
@@ -294,11 +303,7 @@ def plan_launch(
     opened: list[int] = []
 
     def cleanup() -> None:
-        while opened:
-            try:
-                os.close(opened.pop())
-            except OSError:
-                pass
+        _close_all(opened)
         if groups is not None:
             for d in reversed(groups.dirs):
                 remove_cgroup(d)
@@ -394,11 +399,7 @@ def plan_zygote(
     opened: list[int] = []
 
     def cleanup() -> None:
-        while opened:
-            try:
-                os.close(opened.pop())
-            except OSError:
-                pass
+        _close_all(opened)
         shutil.rmtree(workdir, ignore_errors=True)
 
     try:
