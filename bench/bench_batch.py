@@ -126,6 +126,11 @@ def _bench(name: str, class_dir: Path, graded: list[str], work: Path, torch_s: f
         outputs.append(lambda s, d=run_dir: d / "results" / f"{s}.json")
     out["same"] = all(len({tuple(_verdicts(where(s))) for where in outputs}) == 1
                       for s in students)
+    # Which checks differ, so a "NO" says where to look (the run folders are deleted after).
+    out["differences"] = sorted({
+        f"{s}: {x[0]}.{x[1]} {x[2]} ({x[3]:g}) vs {y[2]} ({y[3]:g})"
+        for s in students for where in outputs[1:]
+        for x, y in zip(_verdicts(outputs[0](s)), _verdicts(where(s)), strict=False) if x != y})
     return out
 
 
@@ -189,6 +194,8 @@ def _report(r: dict) -> None:
               f"({per_sub:.2f} s)")
     print(f"  identical verdicts (status, score, message but of speed notes): "
           f"{'yes' if r['same'] else 'NO'}")
+    for line in r.get("differences", [])[:10]:
+        print(f"    differs: {line}")
     print(f"  load average now: {os.getloadavg()[0]:.1f}", flush=True)
 
 
