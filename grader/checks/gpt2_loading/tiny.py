@@ -22,6 +22,17 @@ from grader.checks.gpt2_loading.task import (
 check = ASSIGNMENT.check
 
 
+def _folder_loads_like_reference(ctx: Context, name: str, run: str, what: str,
+                                 **layout: bool) -> float:
+    """Write the tiny checkpoint as folder ``name`` in ``layout``, load it with the student's
+    loader and the reference's, and compare the logits; returns the largest difference."""
+    path, host = tiny_folder(ctx, name, **layout)
+    tokens = tiny_tokens(ctx)
+    exp, diagnosis = reference_run(ctx, run, host, tokens)
+    got = student_load(ctx, {"path": path}, tokens)
+    return compare_logits(got, exp, what, diagnosis=diagnosis)
+
+
 @check("logits", "A save_pretrained checkpoint: logits equal the reference loader's", 4,
        needs=NEEDS)
 def logits(ctx: Context):
@@ -29,11 +40,8 @@ def logits(ctx: Context):
     with ``transformer.``-prefixed names, Conv1D weights ``(in, out)``, no ``lm_head.weight``;
     ``config.json`` of a non-default size) returns your ``block.GPT`` whose logits equal those
     of the reference loader's model, for T < block_size and T = block_size (float64)."""
-    path, host = tiny_folder(ctx, "tiny-modern", prefix=True, buffers=False)
-    tokens = tiny_tokens(ctx)
-    exp, diagnosis = reference_run(ctx, "tiny/modern", host, tokens)
-    got = student_load(ctx, {"path": path}, tokens)
-    worst = compare_logits(got, exp, "a save_pretrained folder", diagnosis=diagnosis)
+    worst = _folder_loads_like_reference(ctx, "tiny-modern", "tiny/modern",
+                                         "a save_pretrained folder", prefix=True, buffers=False)
     return ok(max_abs_diff=worst)
 
 
@@ -43,11 +51,8 @@ def buffers_ignored(ctx: Context):
     """A checkpoint that also holds each layer's ``attn.bias`` (the causal mask,
     ``(1, 1, n_positions, n_positions)``) and ``attn.masked_bias``, as older transformers
     versions saved them, loads into the same model as one without them (float64 logits)."""
-    path, host = tiny_folder(ctx, "tiny-buffers", prefix=True, buffers=True)
-    tokens = tiny_tokens(ctx)
-    exp, diagnosis = reference_run(ctx, "tiny/buffers", host, tokens)
-    got = student_load(ctx, {"path": path}, tokens)
-    compare_logits(got, exp, "a folder with attn.bias buffers", diagnosis=diagnosis)
+    _folder_loads_like_reference(ctx, "tiny-buffers", "tiny/buffers",
+                                 "a folder with attn.bias buffers", prefix=True, buffers=True)
     return ok()
 
 
@@ -57,11 +62,9 @@ def unprefixed_names(ctx: Context):
     """A checkpoint whose names lack the leading ``transformer.`` (``h.0.attn.c_attn.weight``,
     ``wte.weight``: what ``GPT2Model`` saves, and how the real ``gpt2`` file names them) loads
     into the same model (float64 logits)."""
-    path, host = tiny_folder(ctx, "tiny-bare", prefix=False, buffers=False)
-    tokens = tiny_tokens(ctx)
-    exp, diagnosis = reference_run(ctx, "tiny/bare", host, tokens)
-    got = student_load(ctx, {"path": path}, tokens)
-    compare_logits(got, exp, "a folder with names without `transformer.`", diagnosis=diagnosis)
+    _folder_loads_like_reference(ctx, "tiny-bare", "tiny/bare",
+                                 "a folder with names without `transformer.`", prefix=False,
+                                 buffers=False)
     return ok()
 
 
