@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 SAFETENSORS = "model.safetensors"
@@ -104,12 +105,19 @@ def hf_shapes(shape: HFShape, *, prefix: bool = True, buffers: bool = False,
         yield "lm_head.weight", (shape.vocab_size, C)
 
 
-def _value(name: str, size: tuple[int, ...], g: torch.Generator, std: float) -> torch.Tensor:
+def _value(name: str, size: tuple[int, ...], rng: np.random.Generator, std: float
+           ) -> torch.Tensor:
     if name.endswith(".attn.bias"):
         return torch.ones(size, dtype=torch.bool).tril().to(torch.float32)  # the causal mask
     if name.endswith(".attn.masked_bias"):
         return torch.tensor(-1e4)
-    value = torch.randn(size, generator=g) * std
+    # Uniform with the given standard deviation: as good a random weight as a normal one for
+    # telling loaders apart, and ~8x faster to draw with numpy's PCG64 (GPT-2 small's 124M:
+    # 0.2 s; torch's seeded generator takes 1.5-1.8 s).
+    draw = rng.random(size, dtype=np.float32)
+    draw -= 0.5  # in place: no 0.5 GB temporaries at GPT-2 small's size
+    draw *= np.float32(2.0 * std * math.sqrt(3.0))
+    value = torch.from_numpy(draw)
     if name.split(".")[-2].startswith("ln_") and name.endswith(".weight"):
         value = 1.0 + value  # LayerNorm gains around 1, so normalisation still matters
     return value
@@ -122,15 +130,16 @@ def random_tensors(shape: HFShape, seed: int, std: float = 0.02, **layout: bool
 
     The weights do not depend on the layout: buffers take no random draws and ``lm_head.weight``,
     when present, is ``wte``'s tensor (as in HF), so every layout of one seed holds the same
-    model. Weights are N(0, std); LayerNorm gains 1 + N(0, std).
+    model. Weights are uniform with mean 0 and standard deviation ``std``; LayerNorm gains
+    1 plus such a draw.
     """
-    g = torch.Generator().manual_seed(seed)
+    rng = np.random.Generator(np.random.PCG64(seed))
     wte = None
     for name, size in hf_shapes(shape, **layout):
         if name == "lm_head.weight":
             yield name, wte
             continue
-        value = _value(name, size, g, std)
+        value = _value(name, size, rng, std)
         if name.endswith("wte.weight"):
             wte = value
         yield name, value
@@ -154,10 +163,13 @@ def relayout(state: dict[str, torch.Tensor], shape: HFShape, **layout: bool
         if key == "lm_head.weight":
             out[name] = bare["wte.weight"]
         elif key.endswith((".attn.bias", ".attn.masked_bias")):
-            out[name] = _value(name, size, torch.Generator(), 0.0)
+            out[name] = _value(name, size, np.random.Generator(np.random.PCG64(0)), 0.0)
         else:
             out[name] = bare[key]
     return out
+
+
+_WRITE_CHUNK = 16 * 2**20
 
 
 def write_safetensors(path: Path, names_and_shapes: list[tuple[str, tuple[int, ...]]],
@@ -180,7 +192,10 @@ def write_safetensors(path: Path, names_and_shapes: list[tuple[str, tuple[int, .
         for (name, size), (got, tensor) in zip(names_and_shapes, tensors, strict=True):
             if got != name or tuple(tensor.shape) != tuple(size):
                 raise ValueError(f"{got} {tuple(tensor.shape)} given where {name} {size} belongs")
-            f.write(memoryview(tensor.detach().to(torch.float32).contiguous().numpy()).cast("B"))
+            data = memoryview(tensor.detach().to(torch.float32).contiguous().numpy()).cast("B")
+            # In pieces: one write() of a 150 MB tensor takes ~6x longer than 16 MB writes.
+            for start in range(0, len(data), _WRITE_CHUNK):
+                f.write(data[start:start + _WRITE_CHUNK])
     os.replace(tmp, path)
 
 
@@ -207,6 +222,31 @@ def write_checkpoint(folder: Path, shape: HFShape, seed: int, std: float = 0.02,
 # ---------------------------------------------------------------- built once per store
 
 
+_DRAW_VERSION = "uniform-pcg64"
+
+
+def user_cache_dir(environ: dict[str, str] | None = None) -> Path:
+    """Where checkpoints the grader builds are kept between runs: ``$XDG_CACHE_HOME/grader``,
+    else ``~/.cache/grader`` (the XDG convention), folder ``checkpoints``. GPT-2 small's seeded
+    random checkpoint (0.5 GB, the same for every grading: the grading's secret seed draws the
+    inputs, not these weights) is then built once per machine, not once per ``grader run``."""
+    env = os.environ if environ is None else environ
+    base = Path(env.get("XDG_CACHE_HOME") or Path("~/.cache").expanduser())
+    return base / "grader" / "checkpoints"
+
+
+def _whole_file(path: Path, shape: HFShape, layout: dict[str, bool]) -> bool:
+    """Whether ``path`` is a whole ``.safetensors`` file of ``shape``'s tensors (a kept folder
+    may hold a file another process was killed writing, or one cut short by a full disk)."""
+    try:
+        with open(path, "rb") as f:
+            (header,) = struct.unpack("<Q", f.read(8))
+        data = sum(4 * math.prod(size) for _, size in hf_shapes(shape, **layout))
+        return path.stat().st_size == 8 + header + data
+    except (OSError, struct.error):
+        return False
+
+
 class CheckpointStore:
     """Checkpoints built once and reused by every grading that holds this store (a batch grades
     many submissions with the same 124M checkpoint): per-grading state passed explicitly
@@ -216,9 +256,12 @@ class CheckpointStore:
     under its name only once complete); ``None``: a private temporary folder, removed when the
     store is closed or garbage-collected."""
 
-    def __init__(self, root: Path | None = None):
+    def __init__(self, root: Path | None = None, *, fallback: bool = False):
         self._given = Path(root) if root is not None else None
         self._root: Path | None = self._given
+        # fallback: a given root that cannot be written (a full disk, a read-only home) gives
+        # way to a private temporary folder instead of failing the check.
+        self._fallback = fallback
         self._lock = threading.Lock()
         self._built: dict[str, Path] = {}
         self._finalizer: weakref.finalize | None = None
@@ -232,17 +275,30 @@ class CheckpointStore:
 
     def checkpoint(self, shape: HFShape, seed: int, std: float = 0.02, **layout: bool) -> Path:
         """:func:`write_checkpoint` into this store, built on first use and reused after."""
-        key = json.dumps([asdict(shape), seed, std, sorted(layout.items())])
+        # The version names how the weights are drawn: a kept folder of an older draw is not
+        # this checkpoint.
+        key = json.dumps([_DRAW_VERSION, asdict(shape), seed, std, sorted(layout.items())])
         with self._lock:
             if key not in self._built:
-                name = "ckpt-" + hashlib.sha256(key.encode()).hexdigest()[:16]
-                folder = self._folder() / name
-                if not (folder / CONFIG).is_file() or not (folder / SAFETENSORS).is_file():
-                    write_checkpoint(folder, shape, seed, std, **layout)
-                for item in folder.iterdir():
-                    item.chmod(0o644)  # readable by the worker's uid once linked into its folder
-                self._built[key] = folder
+                try:
+                    self._built[key] = self._build(key, shape, seed, std, layout)
+                except OSError:
+                    if not self._fallback or self._given is None:
+                        raise
+                    self._given = self._root = None
+                    self._built[key] = self._build(key, shape, seed, std, layout)
             return self._built[key]
+
+    def _build(self, key: str, shape: HFShape, seed: int, std: float,
+               layout: dict[str, bool]) -> Path:
+        name = "ckpt-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        folder = self._folder() / name
+        if not ((folder / CONFIG).is_file()
+                and _whole_file(folder / SAFETENSORS, shape, layout)):
+            write_checkpoint(folder, shape, seed, std, **layout)
+        for item in folder.iterdir():
+            item.chmod(0o644)  # readable by the worker's uid once linked into its folder
+        return folder
 
     def __getstate__(self) -> dict:
         # Sent to a judging process: the copy builds in (or reuses) the same folder and never

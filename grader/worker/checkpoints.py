@@ -8,6 +8,8 @@ trusted side.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -28,7 +30,8 @@ def load_checkpoint(session: Session, args: dict[str, Any], tensors: Tensors):
     ``return_params``: send the model's parameters back as ``p.<name>``; ``expect_error``:
     report an exception from the loader as data instead of failing; ``perturb``: ``{"param",
     "rows", "tensor"}``, a change made once to the loaded model after the calls, which then run
-    again (``perturbed_calls``, tensors ``q<i>.out...``; :func:`_perturb`).
+    again (``perturbed_calls``, tensors ``q<i>.out...``; :func:`_perturb`); ``skip_init``: run
+    the loader with random initialisation turned off (:func:`_random_init_off`).
 
     Replies ``info`` (from :func:`~.tasks.model_info`, taken before any cast), ``is_expected``
     (the result is an instance of ``expect_class``), ``type``, ``dtypes`` (of the parameters as
@@ -53,7 +56,8 @@ def load_checkpoint(session: Session, args: dict[str, Any], tensors: Tensors):
                     "is_value_error": isinstance(exc, ValueError),
                     "message": str(exc)[:2000]}, {}
         return {"raised": False}, {}
-    model = fn(source, **kwargs)
+    with _random_init_off() if args.get("skip_init") else contextlib.nullcontext():
+        model = fn(source, **kwargs)
     reply: dict[str, Any] = {"type": type(model).__name__}
     if not isinstance(model, torch.nn.Module):
         raise ContractError(f"`{args['function']}` returned a {type(model).__name__}, expected "
@@ -102,6 +106,31 @@ def _perturb(model: torch.nn.Module, spec: dict[str, Any], tensors: Tensors) -> 
     with torch.no_grad():
         rows = torch.tensor(spec["rows"], dtype=torch.long)
         param[rows] += tensors[spec["tensor"]].to(param.dtype)
+
+
+@contextlib.contextmanager
+def _random_init_off() -> Iterator[None]:
+    """Random fills (``Tensor.normal_``/``uniform_``, which every ``torch.nn.init`` function
+    and the default ``reset_parameters`` use, and ``trunc_normal_``) leave the tensor as it is
+    while the loader runs.
+
+    Why: at GPT-2 small's size, the random initialisation the loader then overwrites costs ~2 s
+    of the check (Hugging Face's ``no_init_weights`` does the same). A loader that copies every
+    weight computes exactly the same; one that leaves a weight behind leaves it empty instead
+    of random, and the logits still differ from the reference's. The tiny checkpoints' checks,
+    which diagnose which weight was left, run with the initialisation on."""
+    saved = (torch.Tensor.normal_, torch.Tensor.uniform_, torch.nn.init.trunc_normal_)
+
+    def keep(tensor, *args, **kwargs):
+        return tensor
+
+    torch.Tensor.normal_ = keep  # type: ignore[method-assign]
+    torch.Tensor.uniform_ = keep  # type: ignore[method-assign]
+    torch.nn.init.trunc_normal_ = keep
+    try:
+        yield
+    finally:
+        torch.Tensor.normal_, torch.Tensor.uniform_, torch.nn.init.trunc_normal_ = saved
 
 
 TASKS = {"load_checkpoint": load_checkpoint}

@@ -432,3 +432,53 @@ def test_checkpoint_store_is_per_grading_state_and_crosses_processes(tmp_path):
     with ck.CheckpointStore(tmp_path / "kept") as kept:
         built = kept.checkpoint(shape, seed=1)
     assert (built / ck.SAFETENSORS).is_file()
+
+
+def test_kept_store_rebuilds_a_cut_file_and_gives_way_when_it_cannot_write(tmp_path):
+    """A kept checkpoint folder is reused only when its file is whole; a root that cannot be
+    written (here: a file where the folder should be) falls back to a private folder."""
+    shape = ck.HFShape(n_positions=8, vocab_size=11, n_layer=1, n_head=2, n_embd=4)
+    built = ck.CheckpointStore(tmp_path / "kept").checkpoint(shape, seed=1)
+    whole = (built / ck.SAFETENSORS).read_bytes()
+    (built / ck.SAFETENSORS).write_bytes(whole[:-4])  # a writer killed before the end
+    again = ck.CheckpointStore(tmp_path / "kept").checkpoint(shape, seed=1)
+    assert again == built and (built / ck.SAFETENSORS).read_bytes() == whole
+
+    (tmp_path / "blocked").write_text("not a folder")
+    with pytest.raises(OSError):
+        ck.CheckpointStore(tmp_path / "blocked").checkpoint(shape, seed=1)
+    with ck.CheckpointStore(tmp_path / "blocked", fallback=True) as store:
+        folder = store.checkpoint(shape, seed=1)
+        assert (folder / ck.SAFETENSORS).read_bytes() == whole
+        assert tmp_path not in folder.parents
+
+
+def test_user_cache_dir_follows_xdg(tmp_path):
+    assert ck.user_cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "grader" / "checkpoints"
+    assert ck.user_cache_dir({}) == Path("~/.cache/grader/checkpoints").expanduser()
+
+
+def test_random_checkpoint_weights_have_the_asked_spread_and_are_seeded():
+    shape = ck.HFShape(n_positions=64, vocab_size=500, n_layer=1, n_head=2, n_embd=64)
+    a = ck.random_state_dict(shape, seed=3, std=0.02)
+    b = ck.random_state_dict(shape, seed=3, std=0.02)
+    c = ck.random_state_dict(shape, seed=4, std=0.02)
+    wte = a["transformer.wte.weight"]
+    assert torch.equal(wte, b["transformer.wte.weight"])
+    assert not torch.equal(wte, c["transformer.wte.weight"])
+    assert abs(float(wte.std()) - 0.02) < 1e-3 and abs(float(wte.mean())) < 1e-3
+    assert abs(float(a["transformer.h.0.ln_1.weight"].mean()) - 1.0) < 0.01
+
+
+def test_124m_check_fails_a_loader_that_leaves_a_weight_behind(tmp_path, monkeypatch):
+    """The worker runs the 124M load with random initialisation off: a weight the loader
+    does not copy is then empty rather than random, and the check still fails."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty"))
+    folder = plant(tmp_path, {"gpt2_loading": [
+        ("            target.copy_(w)",
+         "            if not key.endswith('mlp.c_fc.weight'):\n"
+         "                target.copy_(w)")]})
+    result = grade_folder(folder, A, include_hidden=True)
+    c = result.assignment("gpt2_loading").check("gpt2_124m")
+    assert c.status is Status.FAILED, c.message
+    assert "logits" in c.message

@@ -71,17 +71,16 @@ def tiny_tokens(ctx: Context) -> dict[str, torch.Tensor]:
     return ctx.inputs("tiny_tokens", make)
 
 
-def reference_run(ctx: Context, key: str, host: Path, tokens: dict[str, torch.Tensor],
-                  dtype=torch.float64, params: bool = True
-                  ) -> tuple[dict[str, torch.Tensor], Diagnosis | None]:
-    """What the reference loader builds from the folder ``host``: logits of each token tensor
-    (in ``dtype``), its parameter count and (``params``) its parameters; and, with ``params``,
-    the known loading mistakes (their logits only) to diagnose a failure with."""
+def reference_run(ctx: Context, key: str, host: Path, tokens: dict[str, torch.Tensor]
+                  ) -> tuple[dict[str, torch.Tensor], Diagnosis]:
+    """What the reference loader builds from the folder ``host``: float64 logits of each token
+    tensor, its parameter count and its parameters; and the known loading mistakes (their
+    logits only) to diagnose a failure with."""
 
-    def compute(ref, with_params: bool = params):
+    def compute(ref, with_params: bool = True):
         model = ref_loader(ref).load_gpt2(host)
         out = {"num_parameters": torch.tensor(model.num_parameters())}
-        model = model.to(dtype)
+        model = model.to(torch.float64)
         with torch.no_grad():
             for name, idx in tokens.items():
                 out[f"logits.{name}"] = model(idx)[0]
@@ -90,8 +89,6 @@ def reference_run(ctx: Context, key: str, host: Path, tokens: dict[str, torch.Te
         return out
 
     exp = ctx.expected(key, compute)
-    if not params:  # the 124M checkpoint: too big to rerun for each mistake
-        return exp, None
     diagnosis = Diagnosis(ctx, key, lambda ref: compute(ref, with_params=False), LOGIT_MISTAKES)
     return exp, diagnosis
 
@@ -99,12 +96,13 @@ def reference_run(ctx: Context, key: str, host: Path, tokens: dict[str, torch.Te
 def student_load(ctx: Context, source: dict[str, Any], tokens: dict[str, torch.Tensor], *,
                  dtype: str = "float64", config: dict[str, Any] | None = None,
                  extra: dict[str, torch.Tensor] | None = None, return_params: bool = True,
-                 timeout: float | None = None, perturb: dict[str, Any] | None = None
-                 ) -> dict[str, Any]:
+                 timeout: float | None = None, perturb: dict[str, Any] | None = None,
+                 skip_init: bool = False) -> dict[str, Any]:
     """Run the student's ``load_gpt2`` on ``source`` in the worker: the loaded model's logits
     on each of ``tokens`` (and, with ``perturb``, after changing a parameter once), its
     parameters (``return_params``) and what the worker describes of it. ``CheckFailed`` when
-    it is not the student's ``block.GPT``."""
+    it is not the student's ``block.GPT``. ``skip_init``: the loader runs with random
+    initialisation off (the worker's ``load_checkpoint``: for the 124M checkpoint only)."""
     args: dict[str, Any] = {
         "module": MODULE, "function": "load_gpt2", "source": source,
         "expect_class": {"module": "block", "class": "GPT"}, "dtype": dtype,
@@ -114,6 +112,8 @@ def student_load(ctx: Context, source: dict[str, Any], tokens: dict[str, torch.T
         args["config"] = config
     if perturb is not None:
         args["perturb"] = perturb
+    if skip_init:
+        args["skip_init"] = True
     reply = ctx.request("load_checkpoint", args, {**tokens, **(extra or {})},
                                timeout=timeout)
     res = reply.result
