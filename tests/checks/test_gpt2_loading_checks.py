@@ -454,7 +454,8 @@ def test_kept_store_rebuilds_a_cut_file_and_gives_way_when_it_cannot_write(tmp_p
 
 
 def test_user_cache_dir_follows_xdg(tmp_path):
-    assert ck.user_cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "grader" / "checkpoints"
+    got = ck.user_cache_dir({"XDG_CACHE_HOME": str(tmp_path)})
+    assert got == tmp_path / "grader" / "checkpoints"
     assert ck.user_cache_dir({}) == Path("~/.cache/grader/checkpoints").expanduser()
 
 
