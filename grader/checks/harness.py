@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from grader.checks.base import CheckFailed, Context
+
+S = TypeVar("S")
+R = TypeVar("R")
 
 
 def T(name: str) -> dict[str, str]:
@@ -254,3 +259,19 @@ def seeded(seed: int) -> torch.Generator:
     graded inputs (those are predictable from the bundle's fixtures): take the generator that
     :meth:`~grader.checks.base.Context.inputs` passes to ``make``, or ``ctx.rng(key)``."""
     return torch.Generator().manual_seed(seed)
+
+
+def side_by_side(student: Callable[[], S], reference: Callable[[], R]) -> tuple[S, R]:
+    """``(student(), reference())`` with the two running at once: ``student`` (a request to
+    the worker, which waits on another process) in a thread, ``reference`` (the trusted side's
+    computation) here. A probe's two training runs then take the time of one on a machine
+    with two cores. Whatever either raises is raised here, after both have ended."""
+    with ThreadPoolExecutor(1, thread_name_prefix="grader-student") as pool:
+        pending = pool.submit(student)
+        try:
+            expected = reference()
+        finally:
+            mine = pending.exception()  # waits: a request in flight cannot be abandoned
+        if mine is not None:
+            raise mine
+        return pending.result(), expected

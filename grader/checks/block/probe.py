@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from grader.checks.base import CheckFailed, Context, ok
 from grader.checks.block import ASSIGNMENT
 from grader.checks.expected import FixtureMissing
-from grader.checks.harness import new, seeded
+from grader.checks.harness import new, seeded, side_by_side
 from grader.checks.training.common import (
     ProbeResult,
     probe_device,
@@ -93,22 +93,28 @@ def run_gpt_probe(ctx: Context, seed: int = GPT_SEED) -> ProbeResult:
     """Probe 2: the student's own ``GPT`` (block.py), trained by the trusted minimal loop in
     the worker, against the reference ``GPT`` trained by the same loop here."""
     device = probe_device(ctx)
-    try:
-        exp = _gpt_reference(ctx, seed, device)
-    except FixtureMissing:
-        if device == "cpu":
-            raise
-        device = "cpu"
-        exp = _gpt_reference(ctx, seed, device)
     inp = _gpt_inputs(ctx, seed)
-    reply = ctx.request("training.gpt_probe", {
-        "model": {"module": "block", "class": "GPT",
-                  "args": [new("block", "GPTConfig", **GPT_CONFIG)]},
-        "seed": seed, "lr": GPT_LR, "max_seconds": GPT_MAX_SECONDS, "device": device,
-        "last_only": True,
-        "threads": probe_threads(ctx)},
-        {"xs": inp["xs"], "ys": inp["ys"], "heldout": inp["heldout"]},
-        timeout=GPT_WALL_SECONDS)
+
+    def student(device: str):
+        return ctx.request("training.gpt_probe", {
+            "model": {"module": "block", "class": "GPT",
+                      "args": [new("block", "GPTConfig", **GPT_CONFIG)]},
+            "seed": seed, "lr": GPT_LR, "max_seconds": GPT_MAX_SECONDS, "device": device,
+            "last_only": True,
+            "threads": probe_threads(ctx)},
+            {"xs": inp["xs"], "ys": inp["ys"], "heldout": inp["heldout"]},
+            timeout=GPT_WALL_SECONDS)
+
+    if device == "cpu":  # the two runs at once (the device cannot change under them)
+        reply, exp = side_by_side(lambda: student(device),
+                                  lambda: _gpt_reference(ctx, seed, device))
+    else:
+        try:
+            exp = _gpt_reference(ctx, seed, device)
+        except FixtureMissing:
+            device = "cpu"  # the fixtures were made on a CPU: run the student there too
+            exp = _gpt_reference(ctx, seed, device)
+        reply = student(device)
     losses = [float(v) for v in reply.tensors["losses"]]
     ref_losses = [float(v) for v in exp["losses"]]
     logits = reply.tensors["logits"]

@@ -12,6 +12,7 @@ import torch
 
 from grader.checks.base import CheckFailed, Context, ok
 from grader.checks.expected import FixtureMissing
+from grader.checks.harness import side_by_side
 from grader.checks.training import ASSIGNMENT
 from grader.checks.training.common import (
     ProbeResult,
@@ -88,19 +89,25 @@ def run_probe(ctx: Context, seed: int = PROBE_SEED) -> ProbeResult:
     grader evaluates the trained parameters on held-out answers and compares with the
     reference ``train`` run of the same model, seed, budget and device."""
     device = probe_device(ctx)
-    try:
-        exp = _probe_reference(ctx, seed, device)
-    except FixtureMissing:
-        if device == "cpu":
-            raise
-        device = "cpu"  # the fixtures were made on a CPU: run the student there too
-        exp = _probe_reference(ctx, seed, device)
     data = _probe_inputs(ctx, seed)
-    reply = ctx.request("training.probe", {
-        "config": dict(PROBE_CONFIG, seed=seed), "seed": seed, "model": PROBE_MODEL,
-        "device": device, "threads": probe_threads(ctx)},
-        {"train_data": data["train_data"], "val_data": data["val_data"]},
-        timeout=PROBE_TIMEOUT)
+
+    def student(device: str):
+        return ctx.request("training.probe", {
+            "config": dict(PROBE_CONFIG, seed=seed), "seed": seed, "model": PROBE_MODEL,
+            "device": device, "threads": probe_threads(ctx)},
+            {"train_data": data["train_data"], "val_data": data["val_data"]},
+            timeout=PROBE_TIMEOUT)
+
+    if device == "cpu":  # the two runs at once (the device cannot change under them)
+        reply, exp = side_by_side(lambda: student(device),
+                                  lambda: _probe_reference(ctx, seed, device))
+    else:
+        try:
+            exp = _probe_reference(ctx, seed, device)
+        except FixtureMissing:
+            device = "cpu"  # the fixtures were made on a CPU: run the student there too
+            exp = _probe_reference(ctx, seed, device)
+        reply = student(device)
     if reply.result.get("metrics") is None:
         raise CheckFailed(f"train returned {reply.result.get('returned')}, expected the metrics "
                           f"dict")
