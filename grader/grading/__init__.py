@@ -35,6 +35,7 @@ from grader.isolation.client import (
 )
 from grader.isolation.replies import cut
 from grader.model.results import AssignmentResult, CheckResult, Status, SubmissionResult, Visibility
+from grader.shared.preload import import_dynamo_beside
 
 
 @dataclass
@@ -68,6 +69,7 @@ def grade(path: Path | str, options: GradeOptions | None = None,
     """
     options = options or GradeOptions()
     started = time.monotonic()
+    import_dynamo_beside()  # the reference's training runs need it; paid while the worker works
     assignments = [ASSIGNMENTS[n] for n in (options.assignments or list(ASSIGNMENTS))]
     submission = discover(Path(path), [a.module for a in assignments], graded_names())
     result = SubmissionResult(submission=str(path), submission_id=submission.content_hash,
