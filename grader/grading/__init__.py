@@ -99,44 +99,106 @@ def grade(path: Path | str, options: GradeOptions | None = None,
     return result
 
 
+JUDGE_ENTRY = ("from grader.isolation.launcher import early_worker; w, rest = early_worker(); "
+               "from grader.grading import _judge_main; _judge_main(w, rest)")
+IN_PROCESS_ENTRY = "from grader.grading import _judge_main; _judge_main()"
+
+
 def grade_bounded(path: Path | str, options: GradeOptions | None = None,
-                  limits: Any = None) -> SubmissionResult:
+                  limits: Any = None, judge: bool | None = None) -> SubmissionResult:
     """:func:`grade` in its own judging process bounded in memory and time
     (:mod:`grader.isolation.bounded`): a hang or a memory blow-up while judging costs this
-    submission's result (every check recorded as an error saying why), never the caller."""
+    submission's result (every check recorded as an error saying why), never the caller.
+
+    ``judge``: run it as the unprivileged judge (its own uid and sandbox, workers started by a
+    root launcher); None: wherever that is possible (root, bubblewrap, isolation not "none").
+    ``result.environment["judging"]`` says which."""
     import pickle
 
-    from grader.isolation.bounded import JudgeLimits, JudgingFailed, run_bounded
+    from grader.isolation import bounded
+    from grader.isolation.launcher import copy_submission
 
     options = options or GradeOptions()
-    limits = limits or JudgeLimits(timeout=options.worker.total_timeout * 1.5 + 120)
-    payload = pickle.dumps((str(path), options))  # trusted to trusted: our own options
+    limits = limits or bounded.JudgeLimits(timeout=options.worker.total_timeout * 1.5 + 120)
+    if judge is None:
+        judge = bounded.judge_available(options.worker.isolation)
+    setting = None
     try:
-        data = run_bounded("from grader.grading import _judge_main; _judge_main()", payload,
-                           limits)
-        return SubmissionResult.from_dict(data)
-    except (JudgingFailed, KeyError, TypeError, ValueError) as exc:
-        message = f"grading stopped before a result: {exc}"
-        result = SubmissionResult(submission=str(path), grader_version=__version__,
-                                  environment={"judging": message})
-        for name in options.assignments or list(ASSIGNMENTS):
-            a = ASSIGNMENTS[name]
-            out = AssignmentResult(name=a.name, title=a.title, course=a.course, message=message)
-            out.checks = [_result(c, float(options.weights.get(a.name, {}).get(c.id, c.points)),
-                                  Status.ERROR, message) for c in a.checks]
-            result.assignments.append(out)
+        if judge:
+            setting = bounded.start_judge(options.worker, _readable_paths(options))
+            given = Path(path).resolve()
+            base = given if given.is_dir() else given.parent
+            copy = copy_submission(base, setting.work_area)
+            inner = copy / given.relative_to(base)
+            early = _early_folder(inner)
+            payload = (pickle.dumps((str(early), options.worker))
+                       + pickle.dumps((str(inner), options)))  # trusted to judge: our own
+            data = bounded.run_bounded(JUDGE_ENTRY, payload, limits, judge=setting)
+            how = setting.description
+        else:
+            data = bounded.run_bounded(IN_PROCESS_ENTRY, pickle.dumps((str(path), options)),
+                                       limits)
+            how = "in a bounded process with the grader's privileges"
+        result = SubmissionResult.from_dict(data)
+        result.submission = str(path)
+        result.environment["judging"] = how
         return result
+    except (bounded.JudgingFailed, KeyError, TypeError, ValueError, AttributeError) as exc:
+        return failed_result(path, options, f"grading stopped before a result: {exc}")
+    finally:
+        if setting is not None:
+            setting.close()
 
 
-def _judge_main() -> None:
-    """The judging process's entry (see :func:`grade_bounded`)."""
+def failed_result(path: Path | str, options: GradeOptions, message: str) -> SubmissionResult:
+    """The result of a submission whose judging failed: every check an error saying why."""
+    result = SubmissionResult(submission=str(path), grader_version=__version__,
+                              environment={"judging": message})
+    for name in options.assignments or list(ASSIGNMENTS):
+        a = ASSIGNMENTS[name]
+        out = AssignmentResult(name=a.name, title=a.title, course=a.course, message=message)
+        out.checks = [_result(c, float(options.weights.get(a.name, {}).get(c.id, c.points)),
+                              Status.ERROR, message) for c in a.checks]
+        result.assignments.append(out)
+    return result
+
+
+def _readable_paths(options: GradeOptions) -> list[Path]:
+    """Host paths the judge must read besides the project: stored fixtures, real weights."""
+    paths = [getattr(options.source, "path", None), options.checks.gpt2_weights]
+    return [Path(p) for p in paths if p is not None and Path(p).exists()]
+
+
+def _early_folder(path: Path) -> Path:
+    """The folder to launch the first worker on before the judge knows the assignments."""
+    from grader.intake.discover import locate
+
+    try:
+        return locate(path, None).root
+    except Exception:  # noqa: BLE001 - discovery in the judge says what is wrong
+        return path if path.is_dir() else path.parent
+
+
+def _judge_main(worker: WorkerClient | None = None, rest: bytes | None = None) -> None:
+    """The judging process's entry (see :func:`grade_bounded`). In the unprivileged judge,
+    ``worker`` is the client launched first thing and ``rest`` the payload's remainder."""
     import pickle
     import sys
 
     from grader.isolation.bounded import write_result
 
-    path, options = pickle.loads(sys.stdin.buffer.read())
-    write_result(grade(path, options).to_dict())
+    if worker is None:
+        path, options = pickle.loads(sys.stdin.buffer.read())
+        write_result(grade(path, options).to_dict())
+        return
+    path, options = pickle.loads(rest)
+    exact = discover(Path(path), [a.module for a in (
+        [ASSIGNMENTS[n] for n in (options.assignments or list(ASSIGNMENTS))])],
+        graded_names()).root
+    if exact.resolve() != worker.submission:
+        worker.close()  # the files sit further down: a worker on that folder instead
+        worker = WorkerClient(exact, options.worker, launcher=worker.launcher)
+    write_result(grade(path, options, worker=worker).to_dict())
 
 
 def _import_modules(worker: WorkerClient, submission: Submission, assignments: list[Assignment],

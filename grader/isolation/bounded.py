@@ -7,9 +7,12 @@ the machine. :func:`run_bounded` starts ``python -c <entry>`` with the payload o
 ``RLIMIT_DATA`` as its heap cap, its own process group (killed whole at the deadline), and reads
 its answer from a file of bounded size; any failure is a :class:`JudgingFailed` naming why.
 
-The trust decision (ARCHITECTURE.md, "Trust boundary"): the judging process keeps the
-privileges of its parent, because bubblewrap without a user namespace needs root to drop the
-sandbox to a per-job uid. It is bounded, handles only bounded data, and runs no student code.
+The trust decision (ARCHITECTURE.md, "Trust boundary"): where the grader is root and bubblewrap
+works, :func:`start_judge` makes an unprivileged judge (``judge=``): the judging process then
+runs as :data:`grader.isolation.launcher.JUDGE_UID` in a sandbox of its own, and asks a root
+:class:`~grader.isolation.launcher.Launcher` for its worker sandboxes. Its answer comes back on
+a descriptor the root side opened (no path the judge could point elsewhere). Without one, the
+judging process keeps its parent's privileges (not root, or no sandbox to drop to).
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from grader.isolation import replies
-from grader.isolation.client import kill_group
+from grader.isolation.client import WorkerSettings, kill_group
+
+OUT_FD_ENV = "GRADER_JUDGE_OUT_FD"
 
 
 class JudgingFailed(Exception):
@@ -45,10 +51,61 @@ class JudgeLimits:
     log_chars: int = 128 * 1024
 
 
+@dataclass
+class Judge:
+    """An unprivileged judge's setting: its work area and the root launcher serving it. One
+    judge serves one :func:`run_bounded`; :meth:`close` kills whatever it left running."""
+
+    work_area: Path
+    launcher: Any  # grader.isolation.launcher.Launcher
+    ro_paths: list[Path]
+    threads: int
+
+    @property
+    def description(self) -> str:
+        from grader.isolation.launcher import JUDGE_UID
+
+        return f"unprivileged uid {JUDGE_UID} in a sandbox"
+
+    def close(self) -> None:
+        """Stop the launcher (every launch killed and released) and remove the work area."""
+        from grader.isolation.launcher import remove_work_area
+
+        self.launcher.close()
+        remove_work_area(self.work_area)
+
+
+def judge_available(isolation: str) -> bool:
+    """Whether judging can run unprivileged here: root, bubblewrap working, and a worker that
+    would be sandboxed (isolation not "none")."""
+    from grader.isolation import sandbox
+
+    return (isolation != "none" and os.geteuid() == 0
+            and sandbox.isolation_available()[0])
+
+
+def start_judge(settings: WorkerSettings, ro_paths: list[Path] | tuple = ()) -> Judge:
+    """A work area and a started launcher whose caps are ``settings``' limits and threads.
+    ``ro_paths``: host folders or files the judge reads besides the grader's project (fixtures,
+    a weights file); they keep their own permissions."""
+    from grader.isolation.launcher import Launcher, new_work_area
+
+    area = new_work_area()
+    project = Path(__file__).resolve().parents[2]  # the grader package and reference/
+    launcher = Launcher(area, settings.limits, settings.threads,
+                        isolation="bwrap", lease_wait=settings.start_timeout).start()
+    paths = [project, *(Path(p).resolve() for p in ro_paths)]
+    return Judge(area, launcher, paths, settings.threads)
+
+
 def run_bounded(entry: str, payload: bytes, limits: JudgeLimits = JudgeLimits(),
-                env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``python -c entry`` with ``payload`` on stdin; the child writes one JSON object to
-    the file named by ``$GRADER_JUDGE_OUT``. Returns that object, its strings cut to bounds."""
+                env: dict[str, str] | None = None, judge: Judge | None = None) -> dict[str, Any]:
+    """Run ``python -c entry`` with ``payload`` on stdin; the child writes one JSON object with
+    :func:`write_result`. Returns that object, its strings cut to bounds. With ``judge``, the
+    child is the unprivileged judge (its own sandbox, uid, work area; its launcher's socket on
+    ``$GRADER_LAUNCHER_FD``)."""
+    if judge is not None:
+        return _run_judge(entry, payload, limits, env, judge)
     out = tempfile.NamedTemporaryFile(prefix="grader-judge-", suffix=".json", delete=False)
     out.close()
 
@@ -74,24 +131,80 @@ def run_bounded(entry: str, payload: bytes, limits: JudgeLimits = JudgeLimits(),
             kill_group(proc)
         if proc.returncode != 0:
             raise JudgingFailed(_why(proc.returncode, err or b""))
-        size = os.path.getsize(out.name)
-        if size > limits.result_bytes:
-            raise JudgingFailed(f"the judging process wrote {size:,} bytes of results (limit "
-                                f"{limits.result_bytes:,})")
         with open(out.name, "rb") as fh:
-            data = fh.read()
-        bounds = replies.Bounds(json_bytes=limits.result_bytes, depth=64,
-                                string_chars=limits.result_bytes, items=1 << 20)
-        try:
-            value = replies.parse_json(data, bounds)
-        except replies.ReplyRejected as exc:
-            raise JudgingFailed(f"the judging process wrote unreadable results: {exc}") from None
-        return cut_strings(value, limits.string_chars, {"log": limits.log_chars})
+            return _read_result(fh.fileno(), limits)
     finally:
         try:
             os.unlink(out.name)
         except OSError:
             pass
+
+
+def _run_judge(entry: str, payload: bytes, limits: JudgeLimits, env: dict[str, str] | None,
+               judge: Judge) -> dict[str, Any]:
+    from grader.isolation import sandbox
+    from grader.isolation.launcher import JUDGE_UID, LAUNCHER_FD_ENV
+
+    # The answer's file is the root side's, opened here: the judge writes to the descriptor and
+    # cannot make the root side read anything else.
+    with tempfile.TemporaryFile(prefix="grader-judge-") as out:
+        sock = judge.launcher.judge_end.fileno()
+        extra = {**(env or {}), LAUNCHER_FD_ENV: str(sock), OUT_FD_ENV: str(out.fileno())}
+        launch = sandbox.plan_judge([sys.executable, "-c", entry], uid=JUDGE_UID,
+                                    work_area=judge.work_area, ro_paths=judge.ro_paths,
+                                    threads=judge.threads, env=extra,
+                                    pass_fds=(sock, out.fileno()))
+        try:
+            proc = subprocess.Popen(launch.argv, stdin=subprocess.PIPE,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    env=launch.env, cwd=launch.cwd, pass_fds=launch.pass_fds,
+                                    preexec_fn=_judge_preexec(limits), start_new_session=True)
+        except OSError as exc:
+            launch.cleanup()
+            raise JudgingFailed(f"the judging process could not be started: {exc}") from None
+        judge.launcher.judge_started()  # its exit now reads as a hang-up in the launcher
+        try:
+            try:
+                _, err = proc.communicate(payload, timeout=limits.timeout)
+            except subprocess.TimeoutExpired:
+                kill_group(proc)
+                raise JudgingFailed(f"judging this submission took longer than "
+                                    f"{limits.timeout:.0f} s and was stopped") from None
+            finally:
+                kill_group(proc)
+                launch.cleanup()
+            if proc.returncode != 0:
+                raise JudgingFailed(_why(proc.returncode, err or b""))
+            return _read_result(out.fileno(), limits)
+        finally:
+            judge.launcher.close()  # every worker of this judge killed and released
+
+
+def _judge_preexec(limits: JudgeLimits):
+    def preexec() -> None:
+        resource.setrlimit(resource.RLIMIT_DATA, (limits.memory_bytes, limits.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return preexec
+
+
+def _read_result(fd: int, limits: JudgeLimits) -> dict[str, Any]:
+    """The judging process's answer, size-checked before it is read, parsed by the strict
+    reader, its strings cut."""
+    size = os.fstat(fd).st_size
+    if size > limits.result_bytes:
+        raise JudgingFailed(f"the judging process wrote {size:,} bytes of results (limit "
+                            f"{limits.result_bytes:,})")
+    data = os.pread(fd, size, 0)
+    bounds = replies.Bounds(json_bytes=limits.result_bytes, depth=64,
+                            string_chars=limits.result_bytes, items=1 << 20)
+    try:
+        value = replies.parse_json(data, bounds)
+    except replies.ReplyRejected as exc:
+        raise JudgingFailed(f"the judging process wrote unreadable results: {exc}") from None
+    if not isinstance(value, dict):
+        raise JudgingFailed("the judging process wrote results that are not an object")
+    return cut_strings(value, limits.string_chars, {"log": limits.log_chars})
 
 
 def cut_strings(value: Any, limit: int, per_key: dict[str, int] | None = None) -> Any:
@@ -113,6 +226,10 @@ def cut_strings(value: Any, limit: int, per_key: dict[str, int] | None = None) -
 
 def write_result(value: dict[str, Any]) -> None:
     """In the judging process: write the answer where :func:`run_bounded` reads it."""
+    if OUT_FD_ENV in os.environ:
+        with os.fdopen(int(os.environ[OUT_FD_ENV]), "w") as fh:
+            json.dump(value, fh, allow_nan=False)
+        return
     with open(os.environ["GRADER_JUDGE_OUT"], "w") as fh:
         json.dump(value, fh, allow_nan=False)
 

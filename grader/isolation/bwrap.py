@@ -274,3 +274,50 @@ def plan_bwrap(
     cmd = command(b.to_sandbox) if callable(command) else command
     a += [str(x) for x in cmd]
     return a
+
+
+def plan_judge_bwrap(command: Sequence[str], uid: int, workdir: str, work_area: str,
+                     ro_paths: Sequence[str], tmpfs_bytes: int) -> list[str]:
+    """The bwrap argv of an unprivileged judging process: the system and the Python
+    installation read-only as a worker's (non-traversable folders opened up), ``ro_paths`` (the
+    grader's project, a fixtures folder...) read-only *at their own paths*, and ``work_area``
+    writable at its own path, so every path the judge names means the same host path to the
+    launcher. No network, its own pid/ipc/uts namespaces; setpriv drops to ``uid``."""
+    b = BwrapArgs()
+    a = b.args
+    a += [shutil.which("bwrap") or "bwrap", *core_flags(), "--hostname", "judge"]
+    a += system_binds()
+    for d in _SYSTEM_DIRS:
+        if os.path.isdir(d) and not os.path.islink(d):
+            b.binds.append((d, os.path.realpath(d), d))
+            b._dirs.add(d)
+    a += ["--proc", "/proc", "--dev", "/dev"]
+    a += ["--size", str(tmpfs_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
+    a += ["--size", str(tmpfs_bytes), "--perms", "1777", "--tmpfs", "/dev/shm"]
+    b._dirs.update({"/proc", "/dev", "/tmp", "/dev/shm"})
+    a += ["--perms", "0755", "--dir", "/etc"]
+    b._dirs.add("/etc")
+    for entry in _ETC_ENTRIES:
+        if os.path.exists(entry):
+            a += ["--ro-bind", entry, entry]
+    for fname in ("passwd", "group"):
+        a += ["--ro-bind", os.path.join(workdir, "etc", fname), f"/etc/{fname}"]
+    for d in sorted(set(python_dirs()), key=len):
+        real = os.path.realpath(d)
+        b.ro_bind(real, real)
+        if real != d and not any(inside(d, x[2]) for x in b.binds):
+            b.ensure_parents(d)
+            a += ["--symlink", real, d]
+            b.binds.append((d, real, real))
+    setpriv = os.path.realpath(shutil.which("setpriv") or "/usr/bin/setpriv")
+    if not any(inside(setpriv, x[1]) for x in b.binds):
+        b.ro_bind(setpriv, setpriv)
+    for path in ro_paths:
+        real = os.path.realpath(path)
+        b.ro_bind(real, real)
+    real = os.path.realpath(work_area)
+    b.ensure_parents(real)
+    a += ["--bind", real, real]
+    b.binds.append((real, real, real))
+    a += ["--remount-ro", "/", "--chdir", real, "--", *setpriv_argv(uid), *command]
+    return a

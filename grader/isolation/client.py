@@ -219,8 +219,11 @@ class WorkerClient:
     large to copy, no zygote), every worker is a fresh process."""
 
     def __init__(self, submission: Path, settings: WorkerSettings | None = None,
-                 pool: WarmPool | None = None):
+                 pool: WarmPool | None = None, launcher: Any = None):
         self.submission = Path(submission).resolve()
+        # A :class:`grader.isolation.launcher.LauncherProxy` (in the unprivileged judge): every
+        # worker is then started, waited for and killed by the root launcher it talks to.
+        self._launcher = launcher
         self.settings = settings or WorkerSettings()
         self.log = _BoundedLog(self.settings.log_bytes)
         self.isolation_description = ""
@@ -239,7 +242,7 @@ class WorkerClient:
         self._pool_folder: Path | None = None
         self._pool_copied = False
         self.pool_refused = ""  # why this client's workers are fresh although a pool was given
-        if pool is not None and pool.usable_for(self.settings.isolation, self.settings.slot):
+        if launcher is None and pool is not None and pool.usable_for(self.settings.isolation, self.settings.slot):
             from grader.isolation.pool import PoolUnavailable
 
             try:
@@ -268,6 +271,11 @@ class WorkerClient:
             raise RuntimeError(f"the worker already serves {self.submission}; cannot switch "
                                f"to {folder}")
         self.submission = folder
+
+    @property
+    def launcher(self) -> Any:
+        """The root launcher's proxy this client starts its workers through, if any."""
+        return self._launcher
 
     @property
     def slot(self) -> int | None:
@@ -335,6 +343,9 @@ class WorkerClient:
             raise WorkerCrashed("the worker process was restarted too often; giving up on the "
                                 "remaining checks")
         self.starts += 1
+        if self._launcher is not None:
+            self._launch_remote()
+            return
         if self._pool_slot is not None and not self.pool_refused:
             from grader.isolation.pool import PoolUnavailable
 
@@ -365,6 +376,24 @@ class WorkerClient:
         except OSError as exc:
             self._stop()
             raise WorkerCrashed(f"the worker process could not be started: {exc}") from None
+        threading.Thread(target=self._drain_stderr, args=(self._proc,), daemon=True).start()
+        self._ready = False
+
+    def _launch_remote(self) -> None:
+        """Ask the root launcher for a worker sandbox: it plans the launch itself from these
+        few fields (no argv), checks the folders lie in this judge's work area, caps the limits
+        and hands back the worker's pipes; the rest of the client does not know the difference."""
+        try:
+            proc = self._launcher.launch(
+                submission=self._visible_submission(), data_dir=self.data_dir,
+                threads=self.settings.threads, limits=self.settings.limits,
+                no_processes=self.processes_forbidden)
+        except OSError as exc:
+            raise WorkerCrashed(f"the worker process could not be started: {exc}") from None
+        self._proc = proc
+        self._launch = proc  # type: ignore[assignment]  (its cleanup() releases the launch)
+        self._in_sandbox = True
+        self.isolation_description = proc.description
         threading.Thread(target=self._drain_stderr, args=(self._proc,), daemon=True).start()
         self._ready = False
 
@@ -420,9 +449,8 @@ class WorkerClient:
 
     def _worker_args(self, path, submission: Path) -> list[str]:
         """The worker's arguments after its script (the same for a fresh and a pooled one)."""
-        return ["--submission", path(submission), "--threads", str(self.settings.threads),
-                "--modules", path(self.modules_dir),
-                *(["--no-processes"] if self.processes_forbidden else [])]
+        return worker_args(path, submission, self.modules_dir, self.settings.threads,
+                           self.processes_forbidden)
 
     def forbid_processes(self) -> None:
         """From now on the worker (this one and every restarted one) cannot start processes:
@@ -471,8 +499,8 @@ class WorkerClient:
         """Where the worker sees a file of :attr:`data_dir` (started or not: decided by the
         isolation the next start will use)."""
         rel = Path(host_path).resolve().relative_to(self.data_dir.resolve())
-        in_sandbox = self._in_sandbox if self._proc is not None else sandbox_will_isolate(
-            self.settings.isolation)
+        in_sandbox = self._in_sandbox if self._proc is not None else (
+            self._launcher is not None or sandbox_will_isolate(self.settings.isolation))
         return str((Path(SANDBOX_DATA) if in_sandbox else self.data_dir) / rel)
 
     def _stop(self) -> None:
@@ -574,6 +602,20 @@ class WorkerClient:
             return proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             return None
+
+
+def worker_args(path, submission: Path, modules_dir: Path, threads: int,
+                no_processes: bool) -> list[str]:
+    """The worker's arguments after its script; ``path`` maps a host path to the worker's."""
+    return ["--submission", path(submission), "--threads", str(threads),
+            "--modules", path(modules_dir), *(["--no-processes"] if no_processes else [])]
+
+
+def worker_command(path, submission: Path, data_dir: Path, threads: int,
+                   no_processes: bool) -> list[str]:
+    """The whole command of a fresh worker (interpreter, script, arguments)."""
+    return [sys.executable, "-I", path(WORKER_PACKAGE / "__main__.py"),
+            *worker_args(path, submission, Path(data_dir) / MODULES_DIR, threads, no_processes)]
 
 
 def sandbox_will_isolate(isolation: str) -> bool:

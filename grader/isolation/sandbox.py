@@ -426,3 +426,48 @@ def plan_zygote(
     except BaseException:
         cleanup()
         raise
+
+
+def plan_judge(
+    command: Sequence[str],
+    *,
+    uid: int,
+    work_area: Path,
+    ro_paths: Sequence[Path] = (),
+    threads: int = 1,
+    env: Mapping[str, str] | None = None,
+    pass_fds: Sequence[int] = (),
+) -> Launch:
+    """The bubblewrap launch of an unprivileged judging process (``grader.isolation.launcher``).
+
+    The judge sees the system, the Python installation and ``ro_paths`` read-only at their own
+    paths, ``work_area`` (owned by ``uid``) writable at its own path, nothing else of the host
+    (no ``/root``, no ``/run``, no other job's folder); it has no network and runs as ``uid``
+    with no capabilities and ``no_new_privs``. ``command`` names host paths (they are the same
+    inside). Its environment is built from nothing: ``HOME`` and ``TMPDIR`` in the work area,
+    so every file it makes for a worker is where the launcher accepts it. Raises
+    :class:`IsolationUnavailable` where bwrap cannot run.
+    """
+    ok, why = isolation_available()
+    if not ok:
+        raise IsolationUnavailable(why)
+    workdir = tempfile.mkdtemp(prefix="grader-judge-plan-")
+
+    def cleanup() -> None:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    try:
+        os.mkdir(os.path.join(workdir, "etc"), 0o755)
+        Path(workdir, "etc", "passwd").write_text(
+            f"root:x:0:0:root:/root:/usr/sbin/nologin\njudge:x:{uid}:{uid}:judge:"
+            f"{work_area}/home:/usr/sbin/nologin\n")
+        Path(workdir, "etc", "group").write_text(f"root:x:0:\njudge:x:{uid}:\n")
+        argv = bwrap.plan_judge_bwrap([str(x) for x in command], uid, workdir, str(work_area),
+                                      [str(p) for p in ro_paths], 256 * 2**20)
+        child_env = _child_env(f"{work_area}/home", f"{work_area}/tmp", "judge", threads, env)
+        description = f"unprivileged uid {uid} in a sandbox (no capabilities, no network)"
+        return Launch(argv, child_env, str(work_area), None, "bwrap", description, cleanup,
+                      tuple(pass_fds))
+    except BaseException:
+        cleanup()
+        raise
