@@ -78,6 +78,10 @@ def _run(args: argparse.Namespace) -> int:
     threads = args.threads or max(1, min(4, os.cpu_count() or 1))
     settings = WorkerSettings(isolation=args.isolation, threads=threads,
                               call_timeout=args.timeout, total_timeout=args.total_timeout)
+    from grader.isolation.bounded import judge_available
+
+    if judge_available(args.isolation):
+        return _run_judged(args, settings, where)
     # Launch the worker before importing the checks (and torch): both imports then overlap.
     worker = WorkerClient(where.root, settings)
     try:
@@ -85,6 +89,72 @@ def _run(args: argparse.Namespace) -> int:
         return _grade_and_report(args, settings, worker, where)
     finally:
         worker.close()
+
+
+JUDGE_ENTRY = ("from grader.isolation.launcher import early_worker; w, rest = early_worker(); "
+               "from grader.cli.run import _judge_body; _judge_body(w, rest)")
+
+
+def _run_judged(args: argparse.Namespace, settings, where) -> int:
+    """Grade in the unprivileged judge (root: only the launcher, the copy and the outputs; no
+    torch is imported here) and write the outputs from its result."""
+    import pickle
+
+    from grader.isolation import bounded
+    from grader.isolation.launcher import copy_submission
+    from grader.model.results import SubmissionResult
+
+    given = args.submission.resolve()
+    base = given if given.is_dir() else given.parent
+    extra = [p.resolve() for p in (args.fixtures, args.gpt2_weights, args.weights) if p]
+    judge = bounded.start_judge(settings, extra)
+    try:
+        copy = copy_submission(base, judge.work_area)
+        inner = lambda p: copy / Path(p).resolve().relative_to(base)  # noqa: E731
+        jargs = argparse.Namespace(**{**vars(args), "func": None, "json": None, "report": None,
+                                      "submission": inner(args.submission),
+                                      **{k: getattr(args, k).resolve() for k in
+                                         ("fixtures", "gpt2_weights", "weights")
+                                         if getattr(args, k, None) is not None}})
+        payload = pickle.dumps((str(inner(where.root)), settings)) + pickle.dumps(jargs)
+        limits = bounded.JudgeLimits(timeout=settings.total_timeout * 1.5 + 120)
+        try:
+            data = bounded.run_bounded(JUDGE_ENTRY, payload, limits, judge=judge)
+            if "usage_error" in data:
+                raise UsageError(str(data["usage_error"]))
+            result = SubmissionResult.from_dict(data["result"])
+            bundled, note = bool(data.get("bundled")), str(data.get("note") or "")
+        except (bounded.JudgingFailed, KeyError, TypeError, ValueError) as exc:
+            from grader.grading import GradeOptions, failed_result
+
+            result = failed_result(args.submission, GradeOptions(assignments=args.assignments),
+                                   f"grading stopped before a result: {exc}")
+            bundled, note = False, ""
+    finally:
+        judge.close()
+    result.submission = str(args.submission)
+    result.environment["judging"] = judge.description
+    if note:
+        print(f"note: {note}")
+    return _output(args, result, bundled)
+
+
+def _judge_body(worker, rest: bytes) -> None:
+    """In the judge: grade as the in-process path does and answer with the result."""
+    import pickle
+
+    from grader.isolation.bounded import write_result
+
+    args = pickle.loads(rest)
+    try:
+        with worker:
+            result, bundled, note = _grade_and_report(args, worker.settings, worker,
+                                                      _early_guess(args.submission),
+                                                      output=False)
+    except UsageError as exc:
+        write_result({"usage_error": str(exc)})
+        return
+    write_result({"result": result.to_dict(), "bundled": bundled, "note": note})
 
 
 def _early_guess(path: Path):
@@ -107,7 +177,7 @@ def _locate(path: Path, modules: list[str] | None):
         raise UsageError(str(exc)) from None
 
 
-def _grade_and_report(args: argparse.Namespace, settings, worker, where) -> int:
+def _grade_and_report(args: argparse.Namespace, settings, worker, where, output: bool = True):
     from grader import checks
     from grader.isolation.client import WorkerClient
 
@@ -118,23 +188,23 @@ def _grade_and_report(args: argparse.Namespace, settings, worker, where) -> int:
     exact = _locate(args.submission, [a.module for a in checks.ASSIGNMENTS.values()])
     if exact.root.resolve() != where.root.resolve():
         # Rare: a .py that is no assignment's module made the early guess another folder.
+        launcher = worker.launcher
         worker.close()
-        worker = WorkerClient(exact.root, settings)
+        worker = WorkerClient(exact.root, settings, launcher=launcher)
         try:
             worker.launch()
-            return _grade_in(args, settings, worker, exact, checks)
+            return _grade_in(args, settings, worker, exact, checks, output)
         finally:
             worker.close()
-    return _grade_in(args, settings, worker, exact, checks)
+    return _grade_in(args, settings, worker, exact, checks, output)
 
 
-def _grade_in(args: argparse.Namespace, settings, worker, where, checks) -> int:
+def _grade_in(args: argparse.Namespace, settings, worker, where, checks, output: bool = True):
     from grader.grading import GradeOptions, grade, load_weights
-    from grader.intake.bundle import NOTE, fixtures_dir
-    from grader.out.summary import render_terminal
+    from grader.intake.bundle import fixtures_dir
 
     assignments = _assignments(args, where, checks)
-    if where.note:
+    if where.note and output:
         print(f"note: {where.note}")
     # In a student bundle (grader release): its own fixtures, and the public checks only.
     bundled = args.fixtures is None and fixtures_dir() is not None
@@ -148,6 +218,17 @@ def _grade_in(args: argparse.Namespace, settings, worker, where, checks) -> int:
                                     if args.gpt2_weights else None),
     )
     result = grade(args.submission, options, worker=worker)
+    if not output:  # in the judge: the root side writes and prints
+        return result, bundled, where.note or ""
+    result.environment["judging"] = "in the grader process"
+    return _output(args, result, bundled)
+
+
+def _output(args: argparse.Namespace, result, bundled: bool) -> int:
+    """Write --json and --report, print the summary (the root side's part)."""
+    from grader.intake.bundle import NOTE
+    from grader.out.summary import render_terminal
+
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(result.to_json())

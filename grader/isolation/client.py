@@ -242,7 +242,8 @@ class WorkerClient:
         self._pool_folder: Path | None = None
         self._pool_copied = False
         self.pool_refused = ""  # why this client's workers are fresh although a pool was given
-        if launcher is None and pool is not None and pool.usable_for(self.settings.isolation, self.settings.slot):
+        if launcher is None and pool is not None and pool.usable_for(self.settings.isolation,
+                                                                     self.settings.slot):
             from grader.isolation.pool import PoolUnavailable
 
             try:
