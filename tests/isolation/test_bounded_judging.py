@@ -82,3 +82,60 @@ def test_grade_bounded_grades_a_real_submission(tmp_path):
     a = result.assignment("attention")
     assert a.checks and result.score < result.max_score
     assert any("nope" in c.message for c in a.checks)
+
+
+def _need_judge():
+    if os.geteuid() != 0:
+        pytest.skip("the unprivileged judge needs root (to drop to its uid)")
+    if not bounded_mod().judge_available("auto"):
+        pytest.skip("bubblewrap does not work here")
+
+
+def bounded_mod():
+    from grader.isolation import bounded
+
+    return bounded
+
+
+def test_a_hanging_judge_is_a_recorded_error_result(tmp_path, monkeypatch):
+    _need_judge()
+    from grader import grading
+
+    monkeypatch.setattr(grading, "JUDGE_ENTRY", "import time; time.sleep(600)")
+    result = grading.grade_bounded(tmp_path, grading.GradeOptions(assignments=["attention"]),
+                                   JudgeLimits(timeout=5), judge=True)
+    checks = result.assignment("attention").checks
+    assert checks and all(c.status.value == "error" for c in checks)
+    assert "longer than 5 s" in checks[0].message
+
+
+def test_a_judge_over_its_memory_cap_is_a_recorded_error_result(tmp_path, monkeypatch):
+    _need_judge()
+    from grader import grading
+
+    monkeypatch.setattr(grading, "JUDGE_ENTRY", "x = bytearray(3 * 2**30)")
+    result = grading.grade_bounded(tmp_path, grading.GradeOptions(assignments=["attention"]),
+                                   JudgeLimits(memory_bytes=2**30, timeout=60), judge=True)
+    checks = result.assignment("attention").checks
+    assert checks and all(c.status.value == "error" for c in checks)
+    assert "memory" in checks[0].message
+
+
+def test_the_correct_example_gets_the_same_verdicts_through_the_judge():
+    _need_judge()
+    from pathlib import Path
+
+    from grader import grading
+    from grader.isolation.client import WorkerSettings
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "correct"
+    options = grading.GradeOptions(assignments=["attention"],
+                                   worker=WorkerSettings(threads=1))
+    judged = grading.grade_bounded(example, options, judge=True)
+    direct = grading.grade(example, options)
+    assert judged.environment["judging"].startswith("unprivileged uid 59999")
+
+    def verdicts(r):
+        return [(c.id, c.status.value, c.score) for a in r.assignments for c in a.checks]
+
+    assert verdicts(judged) == verdicts(direct) and judged.score == judged.max_score > 0

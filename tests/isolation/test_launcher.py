@@ -1,0 +1,154 @@
+"""The unprivileged judge and the root launcher: what the judge can and cannot do."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from grader.isolation import bounded, launcher
+from grader.isolation.client import WorkerSettings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WRITE = "from grader.isolation.bounded import write_result; "
+
+
+def _need_judge():
+    if os.geteuid() != 0:
+        pytest.skip("the unprivileged judge needs root (to drop to its uid)")
+    if not bounded.judge_available("auto"):
+        pytest.skip("bubblewrap does not work here")
+
+
+@pytest.fixture
+def judge():
+    _need_judge()
+    j = bounded.start_judge(WorkerSettings(threads=1))
+    yield j
+    j.close()
+
+
+def test_the_judge_has_its_own_uid_no_capabilities_and_no_new_privs(judge):
+    got = bounded.run_bounded(WRITE + "import os; st = open('/proc/self/status').read(); "
+                              "write_result({'ids': os.getresuid(), 'status': st})", b"",
+                              judge=judge)
+    assert got["ids"] == [launcher.JUDGE_UID] * 3
+    fields = dict(line.split(":\t", 1) for line in got["status"].splitlines() if ":\t" in line)
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(fields[cap], 16) == 0, cap
+    assert fields["NoNewPrivs"].strip() == "1"
+
+
+def test_the_judge_cannot_read_root_secrets_or_the_grader_state(judge):
+    secret = judge.work_area / "secret"
+    secret.write_text("s3cret")
+    os.chmod(secret, 0o600)  # root's, 0600, even inside the judge's own folder
+    got = bounded.run_bounded(WRITE + f"""
+import os
+def read(p):
+    try:
+        return open(p).read()
+    except OSError as e:
+        return type(e).__name__
+write_result({{'secret': read({str(secret)!r}), 'slots': os.path.exists('/run/grader-slots'),
+              'shadow': read('/etc/shadow'), 'root': sorted(os.listdir('/root'))}})
+""", b"", judge=judge)
+    assert got["secret"] == "PermissionError"
+    assert got["slots"] is False and got["shadow"] == "FileNotFoundError"
+    assert got["root"] == [".pyenv"]  # the interpreter, opened up; nothing else of /root
+
+
+def test_the_judge_cannot_signal_or_trace_root_processes(judge):
+    me = os.getpid()
+    got = bounded.run_bounded(WRITE + f"""
+import ctypes, os, signal
+out = {{}}
+for pid in (1, {me}):
+    try:
+        os.kill(pid, signal.SIGTERM); out[str(pid)] = 'sent'
+    except OSError as e:
+        out[str(pid)] = type(e).__name__
+libc = ctypes.CDLL(None, use_errno=True)
+out['ptrace'] = libc.ptrace(16, 1, 0, 0)  # PTRACE_ATTACH to its sandbox's init
+write_result(out)
+""", b"", judge=judge)
+    assert got[str(me)] in ("ProcessLookupError", "PermissionError")  # not even visible
+    assert got["1"] == "PermissionError"  # the sandbox's init is root's
+    assert got["ptrace"] == -1
+
+
+def test_a_launch_outside_the_work_area_is_refused(judge, tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    inside = judge.work_area / "tmp"
+    got = bounded.run_bounded(WRITE + f"""
+import os
+from grader.isolation.launcher import LauncherProxy
+from grader.isolation.limits import Limits
+p = LauncherProxy.from_env()
+out = {{}}
+os.symlink('/root', {str(inside / 'link')!r})
+for name, sub in (('outside', {str(outside)!r}), ('root', '/root'),
+                  ('symlink', {str(inside / 'link')!r}), ('relative', 'tmp')):
+    try:
+        p.launch(sub, {str(inside)!r}, 1, Limits()); out[name] = 'launched'
+    except OSError as e:
+        out[name] = str(e)
+write_result(out)
+""", b"", judge=judge)
+    assert all("outside the judge's work area" in got[k] for k in ("outside", "root", "symlink"))
+    assert "not an absolute path" in got["relative"]
+
+
+def test_limits_are_capped_at_the_launchers():
+    from grader.isolation.limits import Limits
+
+    cap = Limits(memory_bytes=2**30, max_processes=64)
+    got = launcher.capped_limits({"memory_bytes": 2**40, "max_processes": True,
+                                  "cpu_seconds": 10}, cap)
+    assert got.memory_bytes == 2**30 and got.max_processes == 64 and got.cpu_seconds == 10
+
+
+def test_a_judge_killed_mid_grade_leaves_no_worker(judge):
+    # The judge starts a worker, reports its pid, then is killed at its deadline.
+    sub = judge.work_area / "sub"
+    sub.mkdir()
+    os.chmod(sub, 0o755)
+    entry = f"""
+import os, time
+from grader.isolation.launcher import LauncherProxy
+from grader.isolation.limits import Limits
+data = os.path.join({str(judge.work_area / 'tmp')!r}, 'data')
+os.mkdir(data, 0o755)
+proc = LauncherProxy.from_env().launch({str(sub)!r}, data, 1, Limits())
+open(os.path.join({str(judge.work_area / 'tmp')!r}, 'pid'), 'w').write(str(proc.pid))
+time.sleep(600)
+"""
+    with pytest.raises(bounded.JudgingFailed, match="longer than"):
+        bounded.run_bounded(entry, b"", bounded.JudgeLimits(timeout=15), judge=judge)
+    pid = int((judge.work_area / "tmp" / "pid").read_text())
+    assert not judge.launcher.running
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_the_cli_on_the_judge_path_writes_json_and_report(tmp_path):
+    _need_judge()
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "grader", "run",
+                           os.path.join(ROOT, "examples", "correct"), "-a", "attention",
+                           "--json", str(out / "r.json"), "--report", str(out / "rep")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads((out / "r.json").read_text())
+    assert data["environment"]["judging"] == f"unprivileged uid {launcher.JUDGE_UID} in a sandbox"
+    assert data["submission"].endswith("examples/correct")
+    assert data["score"] == data["max_score"] > 0
+    assert (out / "rep" / "report.html").is_file() and (out / "rep" / "report.md").is_file()
