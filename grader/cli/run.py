@@ -120,8 +120,8 @@ def _run_judged(args: argparse.Namespace, settings, where) -> int:
         limits = bounded.JudgeLimits(timeout=settings.total_timeout * 1.5 + 120)
         try:
             data = bounded.run_bounded(JUDGE_ENTRY, payload, limits, judge=judge)
-            if "usage_error" in data:
-                raise UsageError(str(data["usage_error"]))
+            if "usage_error" in data:  # said of the copy: name the user's folder instead
+                raise UsageError(str(data["usage_error"]).replace(str(copy), str(base)))
             result = SubmissionResult.from_dict(data["result"])
             bundled, note = bool(data.get("bundled")), str(data.get("note") or "")
         except (bounded.JudgingFailed, KeyError, TypeError, ValueError) as exc:
