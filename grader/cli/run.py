@@ -91,8 +91,11 @@ def _run(args: argparse.Namespace) -> int:
         worker.close()
 
 
+# The judge ends with os._exit once its answer is written and closed: the interpreter's teardown
+# (torch's takes ~0.5 s) is time the root side would wait for, as the worker already skips it.
 JUDGE_ENTRY = ("from grader.isolation.launcher import early_worker; w, rest = early_worker(); "
-               "from grader.cli.run import _judge_body; _judge_body(w, rest)")
+               "from grader.cli.run import _judge_body; _judge_body(w, rest); "
+               "import os, sys; sys.stdout.flush(); sys.stderr.flush(); os._exit(0)")
 
 
 def _run_judged(args: argparse.Namespace, settings, where) -> int:
