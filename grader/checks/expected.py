@@ -282,6 +282,7 @@ class LiveReference:
             if not read or name in read:
                 kept[full] = tensor
         save_file(dict(sorted(kept.items())), str(path), metadata={"seed": str(self.seed)})
+        os.chmod(path, 0o644)  # safetensors writes 0600; a bundle is read by students and judges
         return path
 
 

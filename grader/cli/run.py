@@ -110,7 +110,10 @@ def _run_judged(args: argparse.Namespace, settings, where) -> int:
     given = args.submission.resolve()
     base = given if given.is_dir() else given.parent
     extra = [p.resolve() for p in (args.fixtures, args.gpt2_weights, args.weights) if p]
-    judge = bounded.start_judge(settings, extra)
+    try:
+        judge = bounded.start_judge(settings, extra)
+    except bounded.JudgingFailed as exc:  # a file the judge cannot read: the user's to fix
+        raise UsageError(str(exc)) from None
     try:
         copy = copy_submission(base, judge.work_area)
         inner = lambda p: copy / Path(p).resolve().relative_to(base)  # noqa: E731

@@ -60,6 +60,10 @@ class Judge:
     launcher: Any  # grader.isolation.launcher.Launcher
     ro_paths: list[Path]
     threads: int
+    # Where the judge's Python finds this grader: the folder of the package the root side
+    # imported (a checkout, a released bundle) and the caller's PYTHONPATH, so both sides run
+    # the same code. Every entry is among ``ro_paths``.
+    import_path: tuple[str, ...] = ()
 
     @property
     def description(self) -> str:
@@ -90,12 +94,54 @@ def start_judge(settings: WorkerSettings, ro_paths: list[Path] | tuple = ()) -> 
     a weights file); they keep their own permissions."""
     from grader.isolation.launcher import Launcher, new_work_area
 
-    area = new_work_area()
     project = Path(__file__).resolve().parents[2]  # the grader package and reference/
+    import_path = _import_path(project)
+    given = [Path(p).resolve() for p in ro_paths]
+    hidden = unreadable_for_judge([Path(__file__).resolve().parents[1], *given])
+    if hidden:
+        raise JudgingFailed(
+            f"the unprivileged judge (another user) cannot read {hidden[0]}"
+            + (f" and {len(hidden) - 1} more" if len(hidden) > 1 else "")
+            + ": make it readable by all (chmod o+r, and o+x on a folder)")
+    area = new_work_area()
     launcher = Launcher(area, settings.limits, settings.threads,
                         isolation="bwrap", lease_wait=settings.start_timeout).start()
-    paths = [project, *(Path(p).resolve() for p in ro_paths)]
-    return Judge(area, launcher, paths, settings.threads)
+    paths = [project, *(Path(p) for p in import_path[1:]), *given]
+    return Judge(area, launcher, paths, settings.threads, import_path)
+
+
+def unreadable_for_judge(paths: list[Path]) -> list[Path]:
+    """Of ``paths`` (files, or folders with the files directly in them), those the judge's uid
+    could not read: it is neither their owner nor in their group, so the "other" bits decide.
+    Checked before judging so the instructor is told which file, not a judge's traceback."""
+    import stat
+
+    out: list[Path] = []
+    for path in paths:
+        try:
+            mode = path.stat().st_mode
+            if stat.S_ISDIR(mode):
+                if mode & 0o005 != 0o005:
+                    out.append(path)
+                    continue
+                children = [c for c in path.iterdir() if c.is_file()]
+                out.extend(c for c in children if not c.stat().st_mode & stat.S_IROTH)
+            elif not mode & stat.S_IROTH:
+                out.append(path)
+        except OSError:
+            continue  # gone or odd: the judge's own error says so
+    return out
+
+
+def _import_path(project: Path) -> tuple[str, ...]:
+    """``project`` first, then the existing folders of ``$PYTHONPATH`` (resolved, no repeats)."""
+    out = [str(project)]
+    for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+        if entry and os.path.isdir(entry):
+            resolved = str(Path(entry).resolve())
+            if resolved not in out:
+                out.append(resolved)
+    return tuple(out)
 
 
 def run_bounded(entry: str, payload: bytes, limits: JudgeLimits = JudgeLimits(),
@@ -149,7 +195,8 @@ def _run_judge(entry: str, payload: bytes, limits: JudgeLimits, env: dict[str, s
     # cannot make the root side read anything else.
     with tempfile.TemporaryFile(prefix="grader-judge-") as out:
         sock = judge.launcher.judge_end.fileno()
-        extra = {**(env or {}), LAUNCHER_FD_ENV: str(sock), OUT_FD_ENV: str(out.fileno())}
+        extra = {**(env or {}), LAUNCHER_FD_ENV: str(sock), OUT_FD_ENV: str(out.fileno()),
+                 "PYTHONPATH": os.pathsep.join(judge.import_path)}
         launch = sandbox.plan_judge([sys.executable, "-c", entry], uid=JUDGE_UID,
                                     work_area=judge.work_area, ro_paths=judge.ro_paths,
                                     threads=judge.threads, env=extra,

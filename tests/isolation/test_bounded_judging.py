@@ -139,3 +139,38 @@ def test_the_correct_example_gets_the_same_verdicts_through_the_judge():
         return [(c.id, c.status.value, c.score) for a in r.assignments for c in a.checks]
 
     assert verdicts(judged) == verdicts(direct) and judged.score == judged.max_score > 0
+
+
+def test_a_file_the_judge_cannot_read_is_named_not_a_judges_traceback(tmp_path):
+    # safetensors writes 0600: fixtures or weights made by root that the judge's uid cannot read
+    _need_judge()
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from types import SimpleNamespace
+
+    from grader import grading
+    from grader.isolation import bounded
+
+    fixtures = tmp_path / "fixtures"
+    fixtures.mkdir(mode=0o755)
+    secret = fixtures / "fixtures.safetensors"
+    secret.write_bytes(b"{}")
+    secret.chmod(0o600)
+    assert bounded.unreadable_for_judge([fixtures]) == [secret]
+    options = grading.GradeOptions(assignments=["attention"],
+                                   source=SimpleNamespace(path=secret, kind="fixtures"))
+    result = grading.grade_bounded(tmp_path, options, judge=True)
+    checks = result.assignment("attention").checks
+    assert checks and all(c.status.value == "error" for c in checks)
+    assert f"cannot read {secret}" in checks[0].message and "chmod o+r" in checks[0].message
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "correct"
+    done = subprocess.run([sys.executable, "-m", "grader", "run", str(example), "-a", "attention",
+                           "--fixtures", str(fixtures), "--color", "never"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"cannot read {secret}" in done.stderr + done.stdout
+    secret.chmod(0o644)
+    assert bounded.unreadable_for_judge([fixtures]) == []
