@@ -424,12 +424,17 @@ def test_a_dead_zygote_is_replaced_and_costs_no_result(slot, warm, tmp_path):
 
 
 def test_a_zygote_dying_under_a_running_worker_costs_that_request_only(slot, warm, tmp_path):
-    sub = submission(tmp_path, HONEST)
+    from concurrent.futures import ThreadPoolExecutor
+
+    sub = submission(tmp_path, HONEST + "\ndef slow():\n    import time\n    time.sleep(60)\n")
     with WorkerClient(sub, settings(), pool=warm) as c:
         assert call(c)["pids"] == [1, 2]
-        os.killpg(slot._zygote.proc.pid, signal.SIGKILL)  # takes the worker with it
-        with pytest.raises(WorkerCrashed):
-            call(c)
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(call, c, "slow")
+            time.sleep(1.5)  # the request is in the worker's hands
+            os.killpg(slot._zygote.proc.pid, signal.SIGKILL)  # takes the worker with it
+            with pytest.raises(WorkerCrashed):
+                running.result(timeout=60)
         assert call(c)["pids"] == [1, 2]  # the next request restarts, on a new zygote
         assert c.starts == 2
     assert leftovers(slot) == CLEAN
