@@ -163,8 +163,12 @@ class Check:
 class Assignment:
     """An assignment: the student module it grades and its checks, in the order they run."""
 
-    def __init__(self, name: str, title: str, module: str | None = None, course: str = ""):
+    def __init__(self, name: str, title: str, module: str | None = None, course: str = "",
+                 trains: bool = False):
         self.name = name
+        # Its checks run optimizers (student's and reference's): the grading then imports
+        # torch._dynamo early, beside other work (grader.shared.preload).
+        self.trains = trains
         self.title = title
         self.module = module or name
         self.course = course

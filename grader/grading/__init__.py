@@ -69,8 +69,10 @@ def grade(path: Path | str, options: GradeOptions | None = None,
     """
     options = options or GradeOptions()
     started = time.monotonic()
-    import_dynamo_beside()  # the reference's training runs need it; paid while the worker works
     assignments = [ASSIGNMENTS[n] for n in (options.assignments or list(ASSIGNMENTS))]
+    trains = any(a.trains for a in assignments)
+    if trains:  # the reference's training runs need it; paid while the worker works
+        import_dynamo_beside()
     submission = discover(Path(path), [a.module for a in assignments], graded_names())
     result = SubmissionResult(submission=str(path), submission_id=submission.content_hash,
                               grader_version=__version__)
@@ -78,6 +80,8 @@ def grade(path: Path | str, options: GradeOptions | None = None,
         # A client made for the folder given (a batch's): the files may sit further down.
         worker.use_folder(submission.root)
     with worker or WorkerClient(submission.root, options.worker) as worker:
+        if trains:
+            worker.preload_dynamo()
         notebooks = submission.prepare(worker, cell_timeout=options.notebook_cell_timeout,
                                        total_timeout=options.notebook_timeout)
         imports = _import_modules(worker, submission, assignments, options.import_timeout)

@@ -237,6 +237,7 @@ class WorkerClient:
         self._ready = False
         self._lease: leases.SlotLease | None = None
         self.processes_forbidden = False
+        self._wants_dynamo = False
         self._staged: Path | None = None
         self._pool_slot: PoolSlot | None = None
         self._pool_folder: Path | None = None
@@ -442,6 +443,22 @@ class WorkerClient:
         reply = self._exchange("ping", {}, {}, self.settings.start_timeout)
         self._info = reply.result
         self._ready = True
+        if self._wants_dynamo:
+            try:
+                self._exchange("preload", {}, {}, self.settings.start_timeout)
+            except StudentCodeError:
+                pass  # an optimisation only; the student's code broke it for itself
+
+    def preload_dynamo(self) -> None:
+        """The grading will train: the worker (this one and every restarted one) imports
+        torch._dynamo in the background from its start (:mod:`grader.shared.preload`), not in
+        the middle of the student's first optimizer step. Never blocks for a worker starting."""
+        self._wants_dynamo = True
+        if self._proc is not None and self._proc.poll() is None and self._ready:
+            try:
+                self.request("preload")
+            except StudentCodeError:
+                pass  # as in _await_ready
 
     def _command(self, path) -> list[str]:
         # `path` maps a host path to where the (possibly sandboxed) worker sees it.

@@ -633,6 +633,7 @@ TRAINING_GPT_PROBE = Both({"steps_done": int, "seconds": FINITE, "device": DEVIC
 
 SCHEMAS: dict[str, Schema] = {
     "ping": {"python": str, "torch": str, "threads": int, "cuda": bool},
+    "preload": {"started": bool},
     "import": ForRequest(_import),
     "call": ForRequest(_call),
     "module": ForRequest(_module),

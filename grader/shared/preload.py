@@ -22,7 +22,7 @@ import sys
 import threading
 
 # Packages with import cycles that torch._dynamo's import walks through.
-_GATED = frozenset({"torch", "functorch", "sympy", "mpmath", "numpy"})
+_GATED = frozenset({"torch", "functorch", "sympy", "mpmath"})
 _WAIT = 30.0
 _running: threading.Thread | None = None
 _hooked = False

@@ -63,9 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdin = os.fdopen(0, "r", closefd=False)
 
     _configure_torch(args.threads)
-    from grader.shared.preload import import_dynamo_beside
-
-    import_dynamo_beside()  # the first training check's optimizer needs it
     if args.no_processes:
         from grader.worker.notebook import forbid_processes
 

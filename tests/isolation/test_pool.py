@@ -246,7 +246,7 @@ import json, os, resource, signal, socket, sys, ctypes
 def probe():
     import threading
     import torch
-    # A fresh worker imports torch._dynamo in a background thread during its first second
+    # A fresh worker of a grading that trains imports torch._dynamo in a background thread
     # (grader.shared.preload); a pooled one has it from its zygote. Compare the steady state.
     for t in threading.enumerate():
         if t.name == "grader-import-dynamo":

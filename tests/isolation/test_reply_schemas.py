@@ -92,9 +92,10 @@ def test_every_requested_task_has_a_schema_and_a_worker_handler():
 
     requested = trusted_requests()
     # The scan is not vacuous: the tasks of every assignment are among those it finds.
-    assert {"ping", "import", "call", "module", "notebook", "forbid_processes", "cached_steps",
-            "generate_runs", "load_checkpoint", "training.get_lr", "training.get_batch",
-            "training.loop", "training.probe", "training.gpt_probe"} <= set(requested)
+    assert {"ping", "preload", "import", "call", "module", "notebook", "forbid_processes",
+            "cached_steps", "generate_runs", "load_checkpoint", "training.get_lr",
+            "training.get_batch", "training.loop", "training.probe",
+            "training.gpt_probe"} <= set(requested)
     missing = {t: w for t, w in requested.items() if replies.schema_of(t) is None}
     assert not missing, f"tasks requested without a reply schema in replies.SCHEMAS: {missing}"
     unknown = {t: w for t, w in requested.items() if t not in registry.TASKS}
@@ -184,6 +185,7 @@ SAMPLES: dict[str, list[Sample]] = {
          "kernel": "fork", "kernel_starts": 1, "seconds": 0.7},
         optional=("cells[].seconds", "cells[].type", "cells[].message", "cells[].line"))],
     "forbid_processes": [Sample({}, {"forbidden": True})],
+    "preload": [Sample({}, {"started": True})],
     "cached_steps": [Sample(
         {"model": {}, "dtype": "float64", "load": True, "cache": {},
          "steps": [{"idx": "x0", "cache": True}, {"idx": "full", "cache": False}],
@@ -565,6 +567,7 @@ def real_replies():
             {"index": 0, "source": "x = 1"}, {"index": 1, "source": "1 / 0"}],
             "cell_timeout": 30, "total_timeout": 60, "kernel": ""}, timeout=120)
         worker.request("forbid_processes")
+        worker.request("preload")
     return seen
 
 

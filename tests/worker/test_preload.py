@@ -52,3 +52,37 @@ def test_the_students_own_compile_during_the_background_import_gets_whole_module
     for (out, err), code in outs:
         assert code == 0 and out.startswith("ok"), err[-2000:]
     assert outs[0][0][0].split() == ["ok", "True"]  # the student's import did not wait for it
+
+
+def test_the_worker_imports_dynamo_only_for_a_grading_that_trains(tmp_path):
+    # An attention-only grading has no optimizer: a background import would only compete for
+    # the worker's two cores and its GIL. A grading that trains asks for it, once per worker.
+    from conftest import settings
+
+    from grader.isolation.client import WorkerClient
+
+    sub = tmp_path / "sub"  # tmp_path itself is private to root; the worker runs as another uid
+    sub.mkdir()
+    (sub / "probe.py").write_text(
+        "import sys, threading\n"
+        "def has_dynamo():\n"
+        "    for t in threading.enumerate():\n"
+        "        if t.name == 'grader-import-dynamo':\n"
+        "            t.join(120)\n"
+        "    return 'torch._dynamo' in sys.modules\n")
+
+    def has_dynamo(worker) -> bool:
+        reply = worker.request("call", {"module": "probe", "function": "has_dynamo", "args": [],
+                                        "kwargs": {}, "requires_grad": [], "grad_outputs": {},
+                                        "seed": 0}, {})
+        return reply.result["output"]["value"]
+
+    with WorkerClient(sub, settings()) as worker:
+        worker.request("import", {"modules": ["probe"]})
+        assert has_dynamo(worker) is False
+        worker.preload_dynamo()
+        assert has_dynamo(worker) is True
+    with WorkerClient(sub, settings()) as worker:
+        worker.preload_dynamo()  # before the worker is up: sent once it is
+        worker.request("import", {"modules": ["probe"]})
+        assert has_dynamo(worker) is True

@@ -26,6 +26,7 @@ from grader.diagnosis.hook import named
 ASSIGNMENT = Assignment(
     "block", "The transformer block and the GPT model",
     course="series4-llms-and-transformers-summary.md Module 4.3 (nanoGPT)",
+    trains=True,  # the GPT probe
 )
 check = ASSIGNMENT.check
 # The block's values depend on the student's attention and mask too: every mistake planted in

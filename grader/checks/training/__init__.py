@@ -17,6 +17,7 @@ from grader.checks.base import Assignment
 ASSIGNMENT = Assignment(
     "training", "The training loop: schedule, batches, AdamW with clipping, metrics",
     course="day30-capstone-and-checkpoint.md (metrics); stage12-training-dynamics.md (task)",
+    trains=True,
 )
 MODULE = "training"
 
