@@ -147,7 +147,6 @@ def test_a_file_the_judge_cannot_read_is_named_not_a_judges_traceback(tmp_path):
     import subprocess
     import sys
     from pathlib import Path
-
     from types import SimpleNamespace
 
     from grader import grading
