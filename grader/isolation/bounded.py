@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,8 @@ class Judge:
     # imported (a checkout, a released bundle) and the caller's PYTHONPATH, so both sides run
     # the same code. Every entry is among ``ro_paths``.
     import_path: tuple[str, ...] = ()
+    # More of the judge's environment: where the user's Hugging Face cache is.
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def description(self) -> str:
@@ -97,6 +99,11 @@ def start_judge(settings: WorkerSettings, ro_paths: list[Path] | tuple = ()) -> 
     project = Path(__file__).resolve().parents[2]  # the grader package and reference/
     import_path = _import_path(project)
     given = [Path(p).resolve() for p in ro_paths]
+    hub = _user_hf_hub()
+    # The real gpt2's folders of the user's cache, if any, read-only at their own paths; the
+    # judge's own HOME is empty, and a check that finds nothing names the user's cache.
+    gpt2 = [hub / r for r in ("models--gpt2", "models--openai-community--gpt2")
+            if (hub / r).is_dir() and not unreadable_for_judge([hub / r])]
     hidden = unreadable_for_judge([Path(__file__).resolve().parents[1], *given])
     if hidden:
         raise JudgingFailed(
@@ -106,8 +113,19 @@ def start_judge(settings: WorkerSettings, ro_paths: list[Path] | tuple = ()) -> 
     area = new_work_area()
     launcher = Launcher(area, settings.limits, settings.threads,
                         isolation="bwrap", lease_wait=settings.start_timeout).start()
-    paths = [project, *(Path(p) for p in import_path[1:]), *given]
-    return Judge(area, launcher, paths, settings.threads, import_path)
+    paths = [project, *(Path(p) for p in import_path[1:]), *given, *gpt2]
+    return Judge(area, launcher, paths, settings.threads, import_path,
+                 {"HF_HUB_CACHE": str(hub)})
+
+
+def _user_hf_hub() -> Path:
+    # Hugging Face's own convention, as grader.checks.checkpoints.find_real_gpt2 reads it
+    # (that module imports torch, which the root side of a judged run never does).
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser().resolve()
+    if os.environ.get("HF_HOME"):
+        return (Path(os.environ["HF_HOME"]).expanduser() / "hub").resolve()
+    return (Path("~/.cache/huggingface/hub").expanduser()).resolve()
 
 
 def unreadable_for_judge(paths: list[Path]) -> list[Path]:
@@ -195,7 +213,8 @@ def _run_judge(entry: str, payload: bytes, limits: JudgeLimits, env: dict[str, s
     # cannot make the root side read anything else.
     with tempfile.TemporaryFile(prefix="grader-judge-") as out:
         sock = judge.launcher.judge_end.fileno()
-        extra = {**(env or {}), LAUNCHER_FD_ENV: str(sock), OUT_FD_ENV: str(out.fileno()),
+        extra = {**judge.env, **(env or {}), LAUNCHER_FD_ENV: str(sock),
+                 OUT_FD_ENV: str(out.fileno()),
                  "PYTHONPATH": os.pathsep.join(judge.import_path)}
         launch = sandbox.plan_judge([sys.executable, "-c", entry], uid=JUDGE_UID,
                                     work_area=judge.work_area, ro_paths=judge.ro_paths,

@@ -173,3 +173,29 @@ def test_a_file_the_judge_cannot_read_is_named_not_a_judges_traceback(tmp_path):
     assert f"cannot read {secret}" in done.stderr + done.stdout
     secret.chmod(0o644)
     assert bounded.unreadable_for_judge([fixtures]) == []
+
+
+def test_the_judge_reads_the_users_hugging_face_cache_and_names_it(tmp_path, monkeypatch):
+    # Its own HOME is empty: the real gpt2 of the user's cache is bound read-only, and a check
+    # that finds none names the user's cache, not a judge's temporary one.
+    _need_judge()
+    from grader.isolation import bounded
+    from grader.isolation.client import WorkerSettings
+
+    hub = tmp_path / "hub"
+    snap = hub / "models--gpt2" / "snapshots" / "abc"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    for p in (tmp_path, hub, hub / "models--gpt2", snap.parent, snap):
+        p.chmod(0o755)
+    (snap / "config.json").chmod(0o644)
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    judge = bounded.start_judge(WorkerSettings(threads=1))
+    try:
+        got = bounded.run_bounded(
+            WRITE + "import os; h = os.environ['HF_HUB_CACHE']; write_result({'hub': h, "
+            "'seen': open(os.path.join(h, 'models--gpt2/snapshots/abc/config.json')).read(), "
+            "'other': sorted(os.listdir(h))})", b"", judge=judge)
+    finally:
+        judge.close()
+    assert got == {"hub": str(hub.resolve()), "seen": "{}", "other": ["models--gpt2"]}
