@@ -457,8 +457,8 @@ class WorkerClient:
         if self._proc is not None and self._proc.poll() is None and self._ready:
             try:
                 self.request("preload")
-            except StudentCodeError:
-                pass  # as in _await_ready
+            except WorkerError:
+                pass  # an optimisation only: a crash or a hang shows again at the next request
 
     def _command(self, path) -> list[str]:
         # `path` maps a host path to where the (possibly sandboxed) worker sees it.
