@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from grader.batch.jobs import DEFAULT_OPTIONS, CancelScope, Job, Outcome, run_job
 
@@ -118,11 +118,17 @@ class LocalExecutor:
     (:mod:`grader.isolation.pool`: each worker still gets a fresh sandbox's isolation). None
     (the default): where the pool can be had; False: never (fresh workers only); True: the
     same as None, for a caller that asks for it explicitly -- where it cannot be had the
-    workers are fresh and :attr:`warm_why` says why."""
+    workers are fresh and :attr:`warm_why` says why.
+
+    ``judge``: judge each submission in its pool slot's unprivileged warm judge
+    (:mod:`grader.batch.judged`) rather than in this process. None (the default): wherever a
+    warm pool and the judge's sandbox can be had; False: in this process (:attr:`judges_why`
+    says why it is so)."""
 
     name = "local"
 
-    def __init__(self, jobs: int, *, pid_dir: Path | None = None, warm: bool | None = None):
+    def __init__(self, jobs: int, *, pid_dir: Path | None = None, warm: bool | None = None,
+                 judge: bool | None = None):
         self.jobs = jobs
         self.scope = CancelScope()
         self.pid_dir = pid_dir
@@ -132,15 +138,18 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._futures: list[Future] = []
         self.warm_pool = None
+        self.judges = None
         self.warm_why = "not asked for" if warm is False else ""
+        self.judges_why = "no warm pool" if warm is False else ""
         if warm is not False:
             from grader.isolation.pool import WarmPool, pool_available
 
             ok, why = pool_available()
             if ok:
                 self.warm_pool = WarmPool(jobs)
+                self.judges, self.judges_why = _warm_judges(self.warm_pool, judge)
             else:
-                self.warm_why = why
+                self.warm_why = self.judges_why = why
         self._prestarted = False
 
     def submit(self, job: Job) -> None:
@@ -153,7 +162,12 @@ class LocalExecutor:
             options = {**DEFAULT_OPTIONS, **job.options}
             if options["isolation"] != "none":
                 self.warm_pool.prestart(int(options["threads"]))
-        future = self._pool.submit(run_job, job, self.scope, self.pid_dir, self.warm_pool)
+                if self.judges is not None:
+                    from grader.batch.judged import judge_setup
+
+                    self.judges.prestart(self.warm_pool.slots, judge_setup(options))
+        future = self._pool.submit(run_job, job, self.scope, self.pid_dir, self.warm_pool,
+                                   self.judges)
         future.add_done_callback(lambda f, job=job: self._done.put(_outcome_of(f, job)))
         self._futures.append(future)
 
@@ -177,6 +191,8 @@ class LocalExecutor:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self.judges is not None:
+            self.judges.close()
         if self.warm_pool is not None:
             self.warm_pool.close()
 
@@ -187,6 +203,19 @@ class LocalExecutor:
         if exc and exc[0] is not None:
             self.cancel()
         self.close()
+
+
+def _warm_judges(pool: Any, wanted: bool | None) -> tuple[Any, str]:
+    """The pool slots' warm judges, or None and why not."""
+    if wanted is False:
+        return None, "not asked for"
+    from grader.batch.judged import make_judge
+    from grader.isolation.warm_judge import WarmJudges, judges_possible
+
+    ok, why = judges_possible()
+    if not ok:
+        return None, why
+    return WarmJudges(lambda folder, setup: make_judge(folder, setup, pool.launcher.call)), ""
 
 
 def _outcome_of(future: Future, job: Job) -> Outcome:

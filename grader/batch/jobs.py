@@ -296,11 +296,14 @@ def job_time_limit(options: dict[str, Any]) -> float:
 
 
 def run_job(job: Job, scope: CancelScope | None = None, pid_dir: Path | None = None,
-            pool: Any = None) -> Outcome:
+            pool: Any = None, judges: Any = None) -> Outcome:
     """Grade one job and return its outcome (never raises for a submission's problem).
 
     ``pool``: a :class:`grader.isolation.pool.WarmPool` of this process to fork the job's
     workers from (the worker client uses fresh ones wherever the pool cannot serve).
+    ``judges``: the pool slots' :class:`grader.isolation.warm_judge.WarmJudges`: the job is
+    then judged in its slot's unprivileged warm judge (:mod:`grader.batch.judged`), not in
+    this process, wherever one can serve it.
 
     The job enforces its own time limit (:func:`job_time_limit`; a running Dask task cannot be
     cancelled from outside): past it, the job's worker is stopped and may not restart, so the
@@ -313,7 +316,8 @@ def run_job(job: Job, scope: CancelScope | None = None, pid_dir: Path | None = N
     expiry = _Expiry(job_time_limit(job.options))
     box: dict[str, Outcome] = {}
     thread = threading.Thread(target=lambda: box.setdefault(
-        "out", _run_job(job, scope, pid_dir, expiry, pool)), name=f"grade-{job.student_id}",
+        "out", _run_job(job, scope, pid_dir, expiry, pool, judges)),
+        name=f"grade-{job.student_id}",
         daemon=True)
     thread.start()
     thread.join(expiry.limit)
@@ -345,7 +349,7 @@ class _Expiry:
 
 
 def _run_job(job: Job, scope: CancelScope, pid_dir: Path | None, expiry: _Expiry,
-             pool: Any = None) -> Outcome:
+             pool: Any = None, judges: Any = None) -> Outcome:
     import socket
 
     started, t0 = time.time(), time.monotonic()
@@ -368,16 +372,24 @@ def _run_job(job: Job, scope: CancelScope, pid_dir: Path | None, expiry: _Expiry
             return _error(job, f"the submission folder {folder} is not on this machine (pass "
                                "the submission's bytes with the task, or share the folder)",
                           started, t0, host)
-        client_class = _client_class()
-        client = client_class(folder, options.worker, pool=pool)
-        client.scope, client.pid_dir, client.expiry = scope, pid_dir, expiry
-        expiry.client = client
-        scope.add(client)
-        try:
-            result = grade(folder, options, worker=client)
-        finally:
-            scope.discard(client)
-            client.close()
+        result = None
+        if judges is not None and pool is not None and options.worker.isolation != "none":
+            from grader.batch.judged import run_judged
+
+            result = run_judged(job, folder, {**DEFAULT_OPTIONS, **job.options}, expiry, scope,
+                                pool, judges)
+        if result is None:  # no warm judge here: the checks run in this process
+            client_class = _client_class()
+            client = client_class(folder, options.worker, pool=pool)
+            client.scope, client.pid_dir, client.expiry = scope, pid_dir, expiry
+            expiry.client = client
+            scope.add(client)
+            try:
+                result = grade(folder, options, worker=client)
+            finally:
+                scope.discard(client)
+                client.close()
+            result.environment.setdefault("judging", "in the batch's process")
         if scope.cancelled.is_set():
             return Outcome(job.key, job.student_id, "cancelled", None, "the batch was stopped")
         result.submission = job.student_id

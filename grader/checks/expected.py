@@ -264,6 +264,7 @@ class LiveReference:
         os.close(fd)
         try:
             save_file(values, tmp, metadata={"key": key})
+            os.chmod(tmp, 0o644)  # safetensors writes 0600: other judging uids read it too
             os.replace(tmp, path)
         except Exception:  # noqa: BLE001 - the cache is an optimisation; grading goes on
             Path(tmp).unlink(missing_ok=True)

@@ -196,13 +196,31 @@ def _judge_main(worker: WorkerClient | None = None, rest: bytes | None = None) -
         write_result(grade(path, options).to_dict())
         return
     path, options = pickle.loads(rest)
-    exact = discover(Path(path), [a.module for a in (
-        [ASSIGNMENTS[n] for n in (options.assignments or list(ASSIGNMENTS))])],
-        graded_names()).root
+    exact = _exact_folder(Path(path), options)
     if exact.resolve() != worker.submission:
         worker.close()  # the files sit further down: a worker on that folder instead
         worker = WorkerClient(exact, options.worker, launcher=worker.launcher)
     write_result(grade(path, options, worker=worker).to_dict())
+
+
+def judge_with_launcher(path: Path | str, options: GradeOptions, launcher: Any) -> None:
+    """In a warm judge's child (:mod:`grader.batch.judging`): grade ``path`` with workers
+    started by ``launcher`` (a :class:`~grader.isolation.launcher.LauncherProxy`) and write
+    the answer where the root side reads it."""
+    from grader.isolation.bounded import write_result
+
+    worker = WorkerClient(_exact_folder(Path(path), options), options.worker,
+                          launcher=launcher)
+    write_result(grade(path, options, worker=worker).to_dict())
+
+
+def _exact_folder(path: Path, options: GradeOptions) -> Path:
+    """The folder the student's files are in (``path`` or one below it)."""
+    names = [ASSIGNMENTS[n].module for n in (options.assignments or list(ASSIGNMENTS))]
+    try:
+        return discover(path, names, graded_names()).root
+    except Exception:  # noqa: BLE001 - grade() records what is wrong with the folder
+        return path if path.is_dir() else path.parent
 
 
 def _import_modules(worker: WorkerClient, submission: Submission, assignments: list[Assignment],

@@ -57,7 +57,7 @@ class Judge:
     judge serves one :func:`run_bounded`; :meth:`close` kills whatever it left running."""
 
     work_area: Path
-    launcher: Any  # grader.isolation.launcher.Launcher
+    launcher: Any  # grader.isolation.launcher.Launcher (None: a warm judge's, one per child)
     ro_paths: list[Path]
     threads: int
     # Where the judge's Python finds this grader: the folder of the package the root side
@@ -66,6 +66,9 @@ class Judge:
     import_path: tuple[str, ...] = ()
     # More of the judge's environment: where the user's Hugging Face cache is.
     env: dict[str, str] = field(default_factory=dict)
+    # Host folders the judge writes besides its work area, at their own paths (a warm judge's
+    # pool slot folder, where its submissions' workers find their data).
+    rw_paths: list[Path] = field(default_factory=list)
 
     @property
     def description(self) -> str:
@@ -77,7 +80,8 @@ class Judge:
         """Stop the launcher (every launch killed and released) and remove the work area."""
         from grader.isolation.launcher import remove_work_area
 
-        self.launcher.close()
+        if self.launcher is not None:
+            self.launcher.close()
         remove_work_area(self.work_area)
 
 
@@ -94,7 +98,21 @@ def start_judge(settings: WorkerSettings, ro_paths: list[Path] | tuple = ()) -> 
     """A work area and a started launcher whose caps are ``settings``' limits and threads.
     ``ro_paths``: host folders or files the judge reads besides the grader's project (fixtures,
     a weights file); they keep their own permissions."""
-    from grader.isolation.launcher import Launcher, new_work_area
+    from grader.isolation.launcher import Launcher
+
+    setting = judge_setting(settings.threads, ro_paths)
+    setting.launcher = Launcher(setting.work_area, settings.limits, settings.threads,
+                                isolation="bwrap", lease_wait=settings.start_timeout).start()
+    return setting
+
+
+def judge_setting(threads: int, ro_paths: list[Path] | tuple = (),
+                  rw_paths: list[Path] | tuple = ()) -> Judge:
+    """A judge's setting without its launcher: a fresh work area, what it reads (the grader's
+    project, ``ro_paths``, the user's real gpt2) and writes besides its work area
+    (``rw_paths``, which must be the judge uid's). Raises :class:`JudgingFailed` naming a file
+    the judge's uid could not read."""
+    from grader.isolation.launcher import new_work_area
 
     project = Path(__file__).resolve().parents[2]  # the grader package and reference/
     import_path = _import_path(project)
@@ -111,11 +129,9 @@ def start_judge(settings: WorkerSettings, ro_paths: list[Path] | tuple = ()) -> 
             + (f" and {len(hidden) - 1} more" if len(hidden) > 1 else "")
             + ": make it readable by all (chmod o+r, and o+x on a folder)")
     area = new_work_area()
-    launcher = Launcher(area, settings.limits, settings.threads,
-                        isolation="bwrap", lease_wait=settings.start_timeout).start()
     paths = [project, *(Path(p) for p in import_path[1:]), *given, *gpt2]
-    return Judge(area, launcher, paths, settings.threads, import_path,
-                 {"HF_HUB_CACHE": str(hub)})
+    return Judge(area, None, paths, threads, import_path, {"HF_HUB_CACHE": str(hub)},
+                 [Path(p).resolve() for p in rw_paths])
 
 
 def _user_hf_hub() -> Path:
@@ -218,7 +234,7 @@ def _run_judge(entry: str, payload: bytes, limits: JudgeLimits, env: dict[str, s
                  "PYTHONPATH": os.pathsep.join(judge.import_path)}
         launch = sandbox.plan_judge([sys.executable, "-c", entry], uid=JUDGE_UID,
                                     work_area=judge.work_area, ro_paths=judge.ro_paths,
-                                    threads=judge.threads, env=extra,
+                                    rw_paths=judge.rw_paths, threads=judge.threads, env=extra,
                                     pass_fds=(sock, out.fileno()))
         try:
             proc = subprocess.Popen(launch.argv, stdin=subprocess.PIPE,

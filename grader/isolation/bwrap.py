@@ -277,7 +277,8 @@ def plan_bwrap(
 
 
 def plan_judge_bwrap(command: Sequence[str], uid: int, workdir: str, work_area: str,
-                     ro_paths: Sequence[str], tmpfs_bytes: int) -> list[str]:
+                     ro_paths: Sequence[str], tmpfs_bytes: int,
+                     rw_paths: Sequence[str] = ()) -> list[str]:
     """The bwrap argv of an unprivileged judging process: the system and the Python
     installation read-only as a worker's (non-traversable folders opened up), ``ro_paths`` (the
     grader's project, a fixtures folder...) read-only *at their own paths*, and ``work_area``
@@ -315,9 +316,10 @@ def plan_judge_bwrap(command: Sequence[str], uid: int, workdir: str, work_area: 
     for path in ro_paths:
         real = os.path.realpath(path)
         b.ro_bind(real, real)
-    real = os.path.realpath(work_area)
-    b.ensure_parents(real)
-    a += ["--bind", real, real]
-    b.binds.append((real, real, real))
+    for path in (*rw_paths, work_area):
+        real = os.path.realpath(path)
+        b.ensure_parents(real)
+        a += ["--bind", real, real]
+        b.binds.append((real, real, real))
     a += ["--remount-ro", "/", "--chdir", real, "--", *setpriv_argv(uid), *command]
     return a

@@ -259,7 +259,9 @@ class WorkerClient:
             self.data_dir = self._pool_folder / "data"
         else:
             self._pool = None
-            self.data_dir = Path(tempfile.mkdtemp(prefix="grader-data-"))
+            # A warm judge's launcher forks pooled workers, which see only folders it made.
+            given = launcher.data_dir() if launcher is not None else None
+            self.data_dir = given or Path(tempfile.mkdtemp(prefix="grader-data-"))
             os.chmod(self.data_dir, 0o755)
 
     def use_folder(self, folder: Path) -> None:

@@ -15,6 +15,11 @@ over a ``SOCK_SEQPACKET`` socketpair -- and the judge's :class:`LauncherProxy` a
 ``poll``/``wait``  the worker's wait status (a negative code is the signal, as Popen says).
 ``kill``    kill the worker's process group.
 ``release`` kill if running, reap, remove the launch's folder and cgroups.
+``data_dir`` a folder for one worker client's shared files. A launcher serving a batch's warm
+            judge (``pool_slot=``) forks its workers from that pool slot's zygote, which sees
+            only the slot's job folders: it makes one (:meth:`PoolSlot.new_job_folder`), gives
+            the judge its ``data/`` (owned by the judge uid) and later copies the submission
+            into its ``submission/``. A plain launcher answers None (the judge makes its own).
 
 When the judge disconnects (it exited, crashed, was killed at its deadline), the launcher kills
 and releases every launch it made for it. The launcher holds the judge's slot lease.
@@ -100,14 +105,22 @@ class Launcher:
     ``isolation``: the caps of every launch."""
 
     def __init__(self, work_area: Path, limits: Limits = Limits(), threads: int = 4,  # noqa: B008
-                 isolation: str = "bwrap", lease_wait: float = 600.0):
+                 isolation: str = "bwrap", lease_wait: float = 600.0, pool_slot: Any = None,
+                 start_timeout: float = 120.0):
         self.work_area = Path(work_area)
         self.limits, self.threads, self.isolation = limits, threads, isolation
         self.lease_wait = lease_wait
         self._mine, self.judge_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._launches: dict[int, tuple[subprocess.Popen, sandbox.Launch]] = {}
+        self._launches: dict[int, tuple[Any, Any]] = {}
         self._next = 0
         self._lease: leases.SlotLease | None = None
+        # A batch's pool slot (grader.isolation.pool.PoolSlot, checked out for this judge's
+        # submission): workers are forked from its zygote, under its lease.
+        self._pool_slot = pool_slot
+        self.start_timeout = start_timeout
+        self._job_folders: dict[str, Path] = {}  # data/ handed out -> its job folder
+        self._copied: dict[str, str] = {}  # job folder -> the submission copied into it
+        self.pool_refused = ""  # why a pooled launch used a fresh sandbox instead
         self.refused: list[str] = []  # what was refused, for the record (and the tests)
         self._thread = threading.Thread(target=self._serve, name="grader-launcher", daemon=True)
 
@@ -165,9 +178,12 @@ class Launcher:
         finally:
             for key in list(self._launches):
                 self._release(key)
-            if self._lease is not None:
-                self._lease.release()
-                self._lease = None
+            for folder in self._job_folders.values():
+                shutil.rmtree(folder, ignore_errors=True)
+            self._job_folders.clear()
+            if self._lease is not None and self._pool_slot is None:
+                self._lease.release()  # a pool slot's lease stays the pool's
+            self._lease = None
             self._mine.close()
 
     def _send(self, reply: dict[str, Any], fds: list[int]) -> None:
@@ -182,6 +198,8 @@ class Launcher:
         op = msg["op"]
         if op == "launch":
             return self._launch(msg)
+        if op == "data_dir":
+            return {"ok": True, "path": self._new_data_dir()}, []
         key = msg["id"]
         if not isinstance(key, int) or key not in self._launches:
             raise LaunchRefused(f"no launch {key!r}")
@@ -202,7 +220,23 @@ class Launcher:
             return {"ok": True}, []
         raise LaunchRefused(f"unknown request {op!r}")
 
+    def _new_data_dir(self) -> str | None:
+        if self._pool_slot is None:
+            return None
+        if len(self._job_folders) >= 16:
+            raise LaunchRefused("too many data folders for one submission")
+        folder = self._pool_slot.new_job_folder()
+        # The judge reaches data/ by its full (unguessable) name only; the job folder stays
+        # root's, so the judge cannot swap submission/ or data/ under the zygote.
+        os.chmod(folder, 0o711)
+        os.chown(folder / "data", JUDGE_UID, JUDGE_UID)
+        self._job_folders[str(folder / "data")] = folder
+        return str(folder / "data")
+
     def _slot(self) -> leases.SlotLease:
+        if self._pool_slot is not None:
+            self._lease = self._pool_slot.lease
+            return self._lease
         if self._lease is None or not self._lease.active:
             self._lease = leases.acquire_slot(None, wait=self.lease_wait, register=False)
         return self._lease
@@ -210,8 +244,13 @@ class Launcher:
     def _launch(self, msg: dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
         from grader.isolation import client
 
-        submission = inside_area(msg["submission"], self.work_area)
-        data_dir = inside_area(msg["data_dir"], self.work_area)
+        pooled = self._job_folders.get(os.path.realpath(msg["data_dir"])) \
+            if isinstance(msg.get("data_dir"), str) else None
+        if self._pool_slot is not None and pooled is None:
+            raise LaunchRefused("a data folder this launcher did not hand out")
+        data_dir = pooled / "data" if pooled is not None else \
+            inside_area(msg["data_dir"], self.work_area)
+        submission = self._submission(msg["submission"], data_dir)
         if submission == data_dir:
             raise LaunchRefused("the submission and the data folder must differ")
         threads = msg.get("threads")
@@ -219,6 +258,13 @@ class Launcher:
                              isinstance(threads, bool) else 1, self.threads))
         limits = capped_limits(msg.get("limits") or {}, self.limits)
         no_processes = msg.get("no_processes") is True
+        if pooled is not None and not self.pool_refused:
+            from grader.isolation.pool import PoolUnavailable
+
+            try:
+                return self._launch_pooled(pooled, submission, threads, limits, no_processes)
+            except PoolUnavailable as exc:
+                self.pool_refused = str(exc)  # from now on fresh sandboxes, as without a pool
         lease = self._slot()
         launch = sandbox.plan_launch(
             lambda path: client.worker_command(path, submission, data_dir, threads, no_processes),
@@ -242,6 +288,56 @@ class Launcher:
             s.close()
         return {"ok": True, "id": self._next, "pid": proc.pid,
                 "description": launch.description}, fds
+
+    def _submission(self, asked: Any, data_dir: Path) -> Path:
+        """The folder a launch serves: in the work area (the root's copy), or a readable copy
+        the judge's client staged in its data folder."""
+        if isinstance(asked, str) and os.path.isabs(asked):
+            real = os.path.realpath(asked)
+            if real.startswith(str(data_dir).rstrip("/") + "/") and os.path.isdir(real):
+                return Path(real)
+        return inside_area(asked, self.work_area)
+
+    def _launch_pooled(self, folder: Path, submission: Path, threads: int, limits: Limits,
+                       no_processes: bool) -> tuple[dict[str, Any], list[int]]:
+        from grader.isolation import client
+
+        staged = folder / "submission"
+        # The zygote sees only the job folder: the submission is copied in (once: a restarted
+        # worker serves the same copy), root-owned, so the judge cannot change it afterwards.
+        if self._copied.get(str(folder)) != str(submission):
+            if self._copied.get(str(folder)) is not None:
+                raise LaunchRefused("one data folder serves one submission folder")
+            if client._tree_bytes(submission, client.STAGING_MAX_BYTES) \
+                    > client.STAGING_MAX_BYTES:
+                from grader.isolation.pool import PoolUnavailable
+
+                raise PoolUnavailable(f"the submission is larger than "
+                                      f"{client.STAGING_MAX_BYTES // 2**20} MB: graded in place")
+            client._readable_copy(submission, staged)
+            self._copied[str(folder)] = str(submission)
+        seen = {str(folder / "data"): client.SANDBOX_DATA, str(staged): "/submission"}
+
+        def path(host: Any) -> str:
+            real = os.path.realpath(host)
+            for base, dest in seen.items():
+                if real == base or real.startswith(base + "/"):
+                    return dest + real[len(base):]
+            raise LaunchRefused(f"{host} is not visible to the pooled worker")
+
+        args = client.worker_args(path, staged, folder / "data" / client.MODULES_DIR, threads,
+                                  no_processes)
+        slot = self._pool_slot
+        job = slot.spawn(folder.name, args, sandbox.worker_env(threads), limits, threads,
+                         self.start_timeout)
+        self._next += 1
+        self._launches[self._next] = (job.proc, client._PooledLaunch(slot, job))
+        proc = job.proc
+        fds = [os.dup(s.fileno()) for s in (proc.stdin, proc.stdout, proc.stderr)]
+        for s in (proc.stdin, proc.stdout, proc.stderr):
+            s.close()
+        return {"ok": True, "id": self._next, "pid": proc.pid,
+                "description": slot.description(job)}, fds
 
     def _release(self, key: int) -> None:
         proc, launch = self._launches.pop(key)
@@ -292,6 +388,12 @@ class LauncherProxy:
                 os.close(fd)
             raise LaunchRefused(reply.get("error", "refused"))
         return reply, fds
+
+    def data_dir(self) -> Path | None:
+        """A data folder the launcher made for one worker client (a warm judge's launcher,
+        whose pooled workers see only folders it made), or None: make your own."""
+        reply, _ = self.call({"op": "data_dir"})
+        return Path(reply["path"]) if isinstance(reply.get("path"), str) else None
 
     def launch(self, submission: Path, data_dir: Path, threads: int, limits: Limits,
                no_processes: bool = False) -> RemoteProc:

@@ -698,6 +698,12 @@ class WarmPool:
             raise PoolUnavailable("the pool is closed")
         return slot
 
+    @property
+    def slots(self) -> list[PoolSlot]:
+        """The slots made so far."""
+        with self._lock:
+            return list(self._slots)
+
     def checkin(self, slot: PoolSlot) -> None:
         """Give a slot back (its zygote keeps running for the next submission)."""
         if self._closed:

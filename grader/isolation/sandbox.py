@@ -437,6 +437,7 @@ def plan_judge(
     threads: int = 1,
     env: Mapping[str, str] | None = None,
     pass_fds: Sequence[int] = (),
+    rw_paths: Sequence[Path] = (),
 ) -> Launch:
     """The bubblewrap launch of an unprivileged judging process (``grader.isolation.launcher``).
 
@@ -445,7 +446,8 @@ def plan_judge(
     (no ``/root``, no ``/run``, no other job's folder); it has no network and runs as ``uid``
     with no capabilities and ``no_new_privs``. ``command`` names host paths (they are the same
     inside). Its environment is built from nothing: ``HOME`` and ``TMPDIR`` in the work area,
-    so every file it makes for a worker is where the launcher accepts it. Raises
+    so every file it makes for a worker is where the launcher accepts it. ``rw_paths``: more
+    folders writable at their own paths (a warm judge's pool slot folder). Raises
     :class:`IsolationUnavailable` where bwrap cannot run.
     """
     ok, why = isolation_available()
@@ -463,7 +465,8 @@ def plan_judge(
             f"{work_area}/home:/usr/sbin/nologin\n")
         Path(workdir, "etc", "group").write_text(f"root:x:0:\njudge:x:{uid}:\n")
         argv = bwrap.plan_judge_bwrap([str(x) for x in command], uid, workdir, str(work_area),
-                                      [str(p) for p in ro_paths], 256 * 2**20)
+                                      [str(p) for p in ro_paths], 256 * 2**20,
+                                      [str(p) for p in rw_paths])
         child_env = _child_env(f"{work_area}/home", f"{work_area}/tmp", "judge", threads, env)
         description = f"unprivileged uid {uid} in a sandbox (no capabilities, no network)"
         return Launch(argv, child_env, str(work_area), None, "bwrap", description, cleanup,
