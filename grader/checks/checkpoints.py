@@ -297,16 +297,26 @@ class CheckpointStore:
                 and _whole_file(folder / SAFETENSORS, shape, layout)):
             write_checkpoint(folder, shape, seed, std, **layout)
         for item in folder.iterdir():
-            item.chmod(0o644)  # readable by the worker's uid once linked into its folder
+            # Readable by the worker's uid once linked into its folder. Only where needed: a
+            # folder lent read-only (another user's files) is used as it is.
+            if item.stat().st_mode & 0o777 != 0o644:
+                item.chmod(0o644)
         return folder
+
+    @property
+    def built_privately(self) -> bool:
+        """Whether a checkpoint was built in a private temporary folder: no root was given, or
+        the given one lacked it and could not be written (e.g. the user's cache lent read-only
+        to a judge). Such a checkpoint is removed with the store; the next run builds it again."""
+        return self._given is None and bool(self._built)
 
     def __getstate__(self) -> dict:
         # Sent to a judging process: the copy builds in (or reuses) the same folder and never
         # removes it; the owner does.
-        return {"root": str(self._folder())}
+        return {"root": str(self._folder()), "fallback": self._fallback}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(Path(state["root"]))
+        self.__init__(Path(state["root"]), fallback=bool(state.get("fallback")))
 
     def close(self) -> None:
         """Remove a private temporary folder (a given ``root`` is kept)."""

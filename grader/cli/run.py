@@ -119,6 +119,7 @@ def _run_judged(args: argparse.Namespace, settings, where) -> int:
         inner = lambda p: copy / Path(p).resolve().relative_to(base)  # noqa: E731
         jargs = argparse.Namespace(**{**vars(args), "func": None, "json": None, "report": None,
                                       "submission": inner(args.submission),
+                                      "checkpoint_cache": judge.checkpoint_cache,
                                       **{k: getattr(args, k).resolve() for k in
                                          ("fixtures", "gpt2_weights", "weights")
                                          if getattr(args, k, None) is not None}})
@@ -130,19 +131,41 @@ def _run_judged(args: argparse.Namespace, settings, where) -> int:
                 raise UsageError(str(data["usage_error"]).replace(str(copy), str(base)))
             result = SubmissionResult.from_dict(data["result"])
             bundled, note = bool(data.get("bundled")), str(data.get("note") or "")
+            missing = data.get("checkpoints_missing") is True
         except (bounded.JudgingFailed, KeyError, TypeError, ValueError) as exc:
             from grader.grading import GradeOptions, failed_result
 
             result = failed_result(args.submission, GradeOptions(assignments=args.assignments),
                                    f"grading stopped before a result: {exc}")
-            bundled, note = False, ""
+            bundled, note, missing = False, "", False
     finally:
         judge.close()
     result.submission = str(args.submission)
     result.environment["judging"] = judge.description
     if note:
         print(f"note: {note}")
-    return _output(args, result, bundled)
+    code = _output(args, result, bundled)
+    if missing:
+        _build_checkpoint_cache()
+    return code
+
+
+def _build_checkpoint_cache() -> None:
+    """Build the 124M checkpoint into the user's cache in a trusted process of its own, after a
+    judged run whose judge found it missing there (it built a private one and cannot write the
+    cache): the next ``grader run`` loads it instead of building it again (~1 s). The judge's
+    word only starts this build; what is built is the grader's own seeded checkpoint. Any
+    failure (a full disk, a read-only home) leaves the cache as it was."""
+    import subprocess
+
+    code = ("from grader.checks.gpt2_loading.full_size import build_user_cache; "
+            "build_user_cache()")
+    try:
+        subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600,
+                       check=False)
+    except (OSError, subprocess.SubprocessError):
+        pass
 
 
 def _judge_body(worker, rest: bytes) -> None:
@@ -152,15 +175,25 @@ def _judge_body(worker, rest: bytes) -> None:
     from grader.isolation.bounded import write_result
 
     args = pickle.loads(rest)
-    try:
-        with worker:
-            result, bundled, note = _grade_and_report(args, worker.settings, worker,
-                                                      _early_guess(args.submission),
-                                                      output=False)
-    except UsageError as exc:
-        write_result({"usage_error": str(exc)})
-        return
-    write_result({"result": result.to_dict(), "bundled": bundled, "note": note})
+    # The user's checkpoint cache is lent read-only: a checkpoint it lacks is built privately
+    # (and removed with the work area), and the root side is told so it can fill the cache.
+    from grader.checks.checkpoints import CheckpointStore
+
+    cache = getattr(args, "checkpoint_cache", None)
+    store = args.checkpoint_store = CheckpointStore(Path(cache) if cache else None,
+                                                    fallback=True)
+    with store:
+        try:
+            with worker:
+                result, bundled, note = _grade_and_report(args, worker.settings, worker,
+                                                          _early_guess(args.submission),
+                                                          output=False)
+        except UsageError as exc:
+            write_result({"usage_error": str(exc)})
+            return
+        missing = store.built_privately
+    write_result({"result": result.to_dict(), "bundled": bundled, "note": note,
+                  "checkpoints_missing": missing})
 
 
 def _early_guess(path: Path):
@@ -221,7 +254,8 @@ def _grade_in(args: argparse.Namespace, settings, worker, where, checks, output:
         weights=_weights(args.weights, load_weights),
         include_hidden=not (args.public_only or bundled),
         checks=checks.CheckSettings(gpt2_weights=args.gpt2_weights.resolve()
-                                    if args.gpt2_weights else None),
+                                    if args.gpt2_weights else None,
+                                    checkpoints=getattr(args, "checkpoint_store", None)),
     )
     result = grade(args.submission, options, worker=worker)
     if not output:  # in the judge: the root side writes and prints

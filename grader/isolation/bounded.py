@@ -69,6 +69,9 @@ class Judge:
     # Host folders the judge writes besides its work area, at their own paths (a warm judge's
     # pool slot folder, where its submissions' workers find their data).
     rw_paths: list[Path] = field(default_factory=list)
+    # The user's checkpoint cache, lent read-only (None: there is none yet, or the judge could
+    # not read it): the judge loads the 124M checkpoint from it instead of building its own.
+    checkpoint_cache: Path | None = None
 
     @property
     def description(self) -> str:
@@ -122,6 +125,9 @@ def judge_setting(threads: int, ro_paths: list[Path] | tuple = (),
     # judge's own HOME is empty, and a check that finds nothing names the user's cache.
     gpt2 = [hub / r for r in ("models--gpt2", "models--openai-community--gpt2")
             if (hub / r).is_dir() and not unreadable_for_judge([hub / r])]
+    # The grader's own checkpoint cache (root's, built by the trusted side only): read-only.
+    cache = user_checkpoint_cache()
+    lent = cache if cache.is_dir() and not _unreadable_tree(cache) else None
     hidden = unreadable_for_judge([Path(__file__).resolve().parents[1], *given])
     if hidden:
         raise JudgingFailed(
@@ -129,9 +135,29 @@ def judge_setting(threads: int, ro_paths: list[Path] | tuple = (),
             + (f" and {len(hidden) - 1} more" if len(hidden) > 1 else "")
             + ": make it readable by all (chmod o+r, and o+x on a folder)")
     area = new_work_area()
-    paths = [project, *(Path(p) for p in import_path[1:]), *given, *gpt2]
+    paths = [project, *(Path(p) for p in import_path[1:]), *given, *gpt2,
+             *([lent] if lent else [])]
     return Judge(area, None, paths, threads, import_path, {"HF_HUB_CACHE": str(hub)},
-                 [Path(p).resolve() for p in rw_paths])
+                 [Path(p).resolve() for p in rw_paths], lent)
+
+
+def user_checkpoint_cache() -> Path:
+    """The user's folder of checkpoints the grader builds (``$XDG_CACHE_HOME/grader/checkpoints``,
+    else ``~/.cache/grader/checkpoints``), resolved: the convention of
+    :func:`grader.checks.checkpoints.user_cache_dir`, which imports torch (the root side of a
+    judged run never does)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
+    return (Path(base) / "grader" / "checkpoints").resolve()
+
+
+def _unreadable_tree(folder: Path) -> bool:
+    """Whether the judge's uid could not read some folder or file of ``folder``'s checkpoint
+    folders (one level down)."""
+    try:
+        children = [c for c in folder.iterdir() if c.is_dir()]
+    except OSError:
+        return True
+    return bool(unreadable_for_judge([folder, *children]))
 
 
 def _user_hf_hub() -> Path:

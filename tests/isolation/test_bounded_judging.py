@@ -199,3 +199,91 @@ def test_the_judge_reads_the_users_hugging_face_cache_and_names_it(tmp_path, mon
     finally:
         judge.close()
     assert got == {"hub": str(hub.resolve()), "seen": "{}", "other": ["models--gpt2"]}
+
+
+SMALL_CKPT = "ck.HFShape(n_positions=8, vocab_size=11, n_layer=1, n_head=2, n_embd=4)"
+
+
+def test_the_judge_loads_the_users_checkpoint_cache_read_only_and_never_writes_it(
+        tmp_path, monkeypatch):
+    # The trusted side builds the cache; the judge reads a checkpoint that is there and builds
+    # one that is not in a private folder (the cache, root's, stays exactly as it was).
+    _need_judge()
+    from grader.checks import checkpoints as ck
+    from grader.isolation import bounded
+    from grader.isolation.client import WorkerSettings
+
+    tmp_path.chmod(0o755)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    shape = ck.HFShape(n_positions=8, vocab_size=11, n_layer=1, n_head=2, n_embd=4)
+    kept = ck.CheckpointStore(ck.user_cache_dir()).checkpoint(shape, seed=1)
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in kept.parent.rglob("*"))
+    judge = bounded.start_judge(WorkerSettings(threads=1))
+    try:
+        assert judge.checkpoint_cache == ck.user_cache_dir().resolve()
+        got = bounded.run_bounded(
+            WRITE + "import os, sys; from pathlib import Path; "
+            "from grader.checks import checkpoints as ck; "
+            "c = Path(sys.stdin.read()); "
+            f"s = ck.CheckpointStore(c, fallback=True); shape = {SMALL_CKPT}; "
+            "a = s.checkpoint(shape, seed=1); one = s.built_privately; "
+            "b = s.checkpoint(shape, seed=2); "
+            "write_result({'a': str(a), 'one': one, 'b_in_cache': c in b.parents,"
+            " 'two': s.built_privately, 'uid': os.getuid()})",
+            str(judge.checkpoint_cache).encode(), judge=judge)
+    finally:
+        judge.close()
+    assert got["uid"] != 0
+    assert got["a"] == str(kept.resolve()) and got["one"] is False
+    assert got["b_in_cache"] is False and got["two"] is True
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in kept.parent.rglob("*")) == before
+
+
+def test_a_judge_without_a_readable_cache_is_lent_none(tmp_path, monkeypatch):
+    _need_judge()
+    from grader.isolation import bounded
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "none"))
+    assert bounded.judge_setting(1).checkpoint_cache is None
+    cache = tmp_path / "private" / "grader" / "checkpoints"
+    (cache / "ckpt-x").mkdir(parents=True)
+    (cache / "ckpt-x" / "model.safetensors").write_bytes(b"")
+    (cache / "ckpt-x" / "model.safetensors").chmod(0o600)  # another tool's strict umask
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "private"))
+    assert bounded.judge_setting(1).checkpoint_cache is None
+    (cache / "ckpt-x" / "model.safetensors").chmod(0o644)
+    assert bounded.judge_setting(1).checkpoint_cache == cache.resolve()
+
+
+@pytest.mark.slow
+def test_a_judged_run_fills_the_cache_once_then_reuses_it(tmp_path, monkeypatch):
+    # The 124M checkpoint: built privately by the first judged run, which then has the trusted
+    # side build it into the user's cache; the second run's judge loads it and asks for nothing.
+    _need_judge()
+    from pathlib import Path
+
+    from grader.cli import main
+    from grader.cli import run as run_cmd
+
+    tmp_path.chmod(0o755)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    builds = []
+    real = run_cmd._build_checkpoint_cache
+    monkeypatch.setattr(run_cmd, "_build_checkpoint_cache",
+                        lambda: (builds.append(1), real()))
+    example = Path(__file__).resolve().parents[2] / "examples" / "correct"
+    out = tmp_path / "out.json"
+    args = ["run", str(example), "-a", "gpt2_loading", "--json", str(out), "--color", "never"]
+    assert main(args) == 0 and builds == [1]
+    cached = list((tmp_path / "grader" / "checkpoints").glob("ckpt-*/model.safetensors"))
+    assert len(cached) == 1 and cached[0].stat().st_size > 400e6
+    first = out.read_text()
+    assert main(args) == 0 and builds == [1]
+    import json
+
+    def verdicts(text):
+        return [(c["id"], c["status"]) for a in json.loads(text)["assignments"]
+                for c in a["checks"]]
+
+    assert verdicts(out.read_text()) == verdicts(first)
+    assert ("gpt2_124m", "passed") in verdicts(first)

@@ -53,11 +53,17 @@ def read(p):
     except OSError as e:
         return type(e).__name__
 write_result({{'secret': read({str(secret)!r}), 'slots': os.path.exists('/run/grader-slots'),
-              'shadow': read('/etc/shadow'), 'root': sorted(os.listdir('/root'))}})
+              'shadow': read('/etc/shadow'), 'root': sorted(os.listdir('/root')),
+              'cache': [sorted(os.listdir(p)) for p in ('/root/.cache', '/root/.cache/grader')
+                        if os.path.isdir(p)]}})
 """, b"", judge=judge)
     assert got["secret"] == "PermissionError"
     assert got["slots"] is False and got["shadow"] == "FileNotFoundError"
-    assert got["root"] == [".pyenv"]  # the interpreter, opened up; nothing else of /root
+    # The interpreter, opened up, and the grader's checkpoint cache when root has one (lent
+    # read-only): nothing else of /root.
+    lent = judge.checkpoint_cache is not None and str(judge.checkpoint_cache).startswith("/root/")
+    assert got["root"] == ([".cache", ".pyenv"] if lent else [".pyenv"])
+    assert got["cache"] == ([["grader"], ["checkpoints"]] if lent else [])
 
 
 def test_the_judge_cannot_signal_or_trace_root_processes(judge):

@@ -40,6 +40,20 @@ F32_LOGITS_ATOL = 1e-4
 F32_LOGITS_RTOL = 1e-5
 
 
+# The 124M checkpoint's seed: the same weights for every grading (the grading's secret seed draws
+# the inputs), so the file is built once per store, and once per machine in the user's cache.
+FULL_SIZE_SEED = 606
+
+
+def build_user_cache() -> Path:
+    """Build GPT-2 small's seeded checkpoint in the user's cache (:func:`~grader.checks.
+    checkpoints.user_cache_dir`) if it is not there whole, and return its folder. ``grader run``
+    as root calls it in a process of its own after a judged run that found the cache without it:
+    the unprivileged judge reads that cache but never writes it, so what later runs load is
+    only ever built here, by the trusted side."""
+    return ck.CheckpointStore(ck.user_cache_dir()).checkpoint(ck.GPT2_SMALL, seed=FULL_SIZE_SEED)
+
+
 class WeightsUnavailable(CheckSkipped):
     """The real GPT-2 weights are not on this machine: the check is skipped, not failed."""
 
@@ -68,7 +82,7 @@ def gpt2_124m(ctx: Context):
     logits (``lm_head`` is ``wte``: 124,439,808 parameters, the tied matrix counted once). The
     parameter count the worker describes is reported, not scored (the student's code can
     rewrite it)."""
-    folder = _store(ctx).checkpoint(ck.GPT2_SMALL, seed=606)
+    folder = _store(ctx).checkpoint(ck.GPT2_SMALL, seed=FULL_SIZE_SEED)
     path = _link_folder(ctx, "gpt2-124m", folder)
     tokens = ctx.inputs("tokens_124m", lambda g: {
         "idx": torch.randint(0, ck.GPT2_SMALL.vocab_size, (1, 16), generator=g)})
