@@ -2,7 +2,7 @@
 
     python bench/bench_probe.py [--seeds 10] [--gpt-seeds 10] [--threads 1]
 
-1. Verdict time of each probe at the check's own seed, for 1 and 2 worker threads, with the
+1. Verdict time of each probe at a grading's seed, for 1 and 2 worker threads, with the
    probes capped at 1 thread or not (the checks' default: not capped): "live"
    (the reference runs now, in the grader's process, then the student's run in the worker) and
    "stored" (the reference already computed: what a student bundle with fixtures pays).
@@ -98,7 +98,7 @@ def load() -> str:
 
 
 def timing(rows: list[tuple[int, int]], repeats: int) -> None:
-    print(f"1. Verdict time at the check's seed (examples/correct), seconds, median (min) of "
+    print(f"1. Verdict time at a grading's seed (examples/correct), seconds, median (min) of "
           f"{repeats}")
     print(f"   {'threads':>7}  {'probe':<14} {'live: ref + student':>20} {'stored: student':>16}"
           f"  {'student run alone':>17}  verdicts")

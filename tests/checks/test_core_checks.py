@@ -187,6 +187,12 @@ BLOCK_BUGS = {
         {'block.gpt_logits', 'block.gpt_gradients', 'block.block_values', 'block.block_gradients'},
         'missing_residual_mlp',
     ),
+    'missing_attention_residual': (  # the probe's sure catch (bench_probe: +1.07..+1.81)
+        {'block': [('x = x + self.attn(self.ln_1(x))', 'x = self.attn(self.ln_1(x))')]},
+        {'block.gpt_logits', 'block.gpt_gradients', 'block.block_values', 'block.block_gradients',
+         'block.gpt_probe'},
+        'missing_residual_attn',
+    ),
     'copied_lm_head': (
         {'block': [('self.lm_head.weight = self.transformer.wte.weight',
                     'self.lm_head.weight.data.copy_(self.transformer.wte.weight.data)')]},
@@ -206,12 +212,12 @@ BLOCK_BUGS = {
     'position_embedding_detached': (
         {'block': [('x = self.transformer.wte(idx) + self.transformer.wpe(pos)',
                     'x = self.transformer.wte(idx) + self.transformer.wpe(pos).detach()')]},
-        {'block.gpt_gradients', 'block.gpt_probe'},
+        {'block.gpt_gradients'},
         None,
     ),
     'no_final_layernorm': (
         {'block': [('x = self.transformer.ln_f(x)', 'x = x')]},
-        {'block.gpt_logits', 'block.gpt_gradients', 'block.gpt_probe'},
+        {'block.gpt_logits', 'block.gpt_gradients'},
         'missing_final_layernorm',
     ),
     'last_position_logits_only': (
@@ -244,10 +250,23 @@ BLOCK_BUGS = {
 BUGS = {"attention": ATTENTION_BUGS, "causal_mask": CAUSAL_MASK_BUGS, "block": BLOCK_BUGS}
 
 
+# Checks whose verdict on a bug depends on the grading's seed. The GPT probe trains 120 steps
+# from a drawn initialisation on drawn data (so that nothing trained offline answers it). Over
+# 20 seeds, a GPT without its MLP residual, a post-norm GPT and one with a detached wpe learned
+# more than the probe's 0.05 nats slower than the reference under 30-60 % of them; a missing
+# ln_f, a copied lm_head and PyTorch's default init came within 0.01-0.04 of the margin and
+# crossed it under some seed. The checks listed for those bugs fail under every seed. Bugs that
+# leave training as it is (+0.000) or nearly (exact GELU, unscaled residual init: at most
+# +0.006) pass the probe, and a missing attention residual fails it (+0.43..+1.81), under all.
+SEED_DEPENDENT = {bug: {"block.gpt_probe"} for bug in
+                  ("missing_residual", "post_norm", "position_embedding_detached",
+                   "no_final_layernorm", "copied_lm_head", "pytorch_default_init")}
+
+
 def _contract(assignment: str, bug: str, tmp_path) -> None:
     edits, expected, named = BUGS[assignment][bug]
     result = grade_folder(plant(tmp_path, edits), [assignment])
-    got = failing(result)
+    got = failing(result) - SEED_DEPENDENT.get(bug, set())
     assert got == expected, f"{bug}: failing {sorted(got)}"
     names = {}
     for a, c in result.all_checks():

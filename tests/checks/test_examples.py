@@ -33,8 +33,11 @@ def test_buggy_example_loses_exactly_the_points_of_its_bug(name):
     folder = EXAMPLES / name
     spec = yaml.safe_load((folder / "expected.yaml").read_text())
     result = graded_example(name)
-    assert failing(result) == set(spec["fails"])
-    lost = sum(c.max_score for a, c in result.all_checks() if f"{a}.{c.id}" in spec["fails"])
+    maybe = set(spec.get("may_fail", []))  # verdicts that depend on the grading's seed
+    assert failing(result) - maybe == set(spec["fails"])
+    lost = sum(c.max_score for a, c in result.all_checks()
+               if f"{a}.{c.id}" in spec["fails"] or f"{a}.{c.id}" in maybe
+               and c.status is not Status.PASSED)
     assert result.score == result.max_score - lost
     for a, c in result.all_checks():
         if f"{a}.{c.id}" in spec["fails"]:

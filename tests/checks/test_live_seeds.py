@@ -12,7 +12,8 @@ import types
 
 import pytest
 import torch
-from conftest import CORRECT, EXAMPLES, grade_folder
+import yaml
+from conftest import CORRECT, EXAMPLES, grade_folder, worker_client
 
 from grader.checks.expected import (
     PUBLIC_SEED,
@@ -95,6 +96,9 @@ def test_two_seeds_send_different_inputs_and_give_the_same_verdicts(folder, assi
         assert result.environment["seed"] == seed
         runs.append((source, _verdicts(result)))
     (one, verdicts_one), (two, verdicts_two) = runs
+    spec = folder / "expected.yaml"
+    for name in (yaml.safe_load(spec.read_text()).get("may_fail", []) if spec.exists() else []):
+        verdicts_one.pop(name), verdicts_two.pop(name)  # the seed decides these (expected.yaml)
     assert verdicts_one == verdicts_two
     key = f"{assignments[0]}/" + {"attention": "sdpa_values/plain", "causal_mask": "csa_no_nan",
                                    "block": "gpt_inputs"}[assignments[0]]
@@ -164,3 +168,112 @@ def test_replaying_the_public_fixtures_by_input_hash_gains_nothing_live(tmp_path
     assert scores["attack"][1] > scores["baseline"][1], scores
     # ... and worth nothing when the instructor grades.
     assert scores["attack"][2] == scores["baseline"][2], scores
+
+
+# Inputs that are the same under every seed, each for a reason that makes a table of them
+# worthless: what is checked there is a rule the output must obey on ANY input (shapes, a
+# permutation of the data, errors raised), not values stored beside the input in the fixtures.
+FIXED_BY_DESIGN = {
+    "bpe/train_ties": "a fixed text whose merge ties only the tie-break rule resolves",
+    "training/batch_shapes": "shapes and dtypes of get_batch's output, whatever the data",
+    "training/batch_targets": "y is x shifted by one: checked as a rule on arange data",
+    "training/batch_spread": "the batch start positions cover the data: a rule on arange data",
+    "training/batch_generator": "the same generator gives the same batches: a rule",
+    # Checks with fixed cases beside ones drawn from the seed (under other keys): a table of
+    # the fixed cases' outputs fails the drawn ones, and with them the check.
+    "training/lr/0.0006_100_6e-05_10/": "lr_schedule's first schedule, beside a drawn one",
+    "training/lr/1_20_0.1_4/": "lr_schedule's second schedule, beside a drawn one",
+}
+
+
+def _fixed_by_design(key: str) -> bool:
+    return any(key == k or k.endswith("/") and key.startswith(k) for k in FIXED_BY_DESIGN)
+
+
+def _keys(source: LiveReference, prefix: str) -> dict[str, dict[str, torch.Tensor]]:
+    return {key[len(prefix):]: values for (_, key), values in source._cache.items()
+            if key.startswith(prefix)}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(
+        a[n].shape == b[n].shape and a[n].dtype == b[n].dtype and torch.equal(a[n], b[n])
+        for n in a)
+
+
+def test_no_check_sends_an_input_that_another_seed_would_send_too():
+    """The class of issue 10 §2, for every check at once: graded under two seeds, every input
+    of every check (and every reference output, which the bundle's fixtures would hold beside
+    it) differs, but the few fixed by design above. A check that hard-codes a seed of its own
+    (``seeded(502)``, ``seed=601``) fails here."""
+    from grader.checks import ASSIGNMENTS
+
+    sources = [LiveReference(seed=seed) for seed in (303, 404)]
+    for source in sources:
+        result = grade_folder(CORRECT, list(ASSIGNMENTS), source=source)
+        assert result.score == result.max_score, failing_ids(result)
+    one, two = sources
+    for prefix in ("in/", "out/"):
+        mine, theirs = _keys(one, prefix), _keys(two, prefix)
+        assert mine, prefix
+        same = sorted(k for k in mine.keys() & theirs.keys() if _same(mine[k], theirs[k])
+                      and not _fixed_by_design(k))
+        assert not same, f"the same {prefix[:-1]}puts under two seeds: {same}"
+
+
+def failing_ids(result) -> list[str]:
+    return [f"{a}.{c.id}: {c.message}" for a, c in result.all_checks()
+            if c.status.value not in ("passed", "skipped")]
+
+
+FORGED_TRAIN = '''
+
+_TABLE = __import__("pathlib").Path(__file__).with_name("trained.pt")
+
+
+def train(model, train_data, val_data, config):
+    """Trains nothing: loads parameters trained offline, and reports a plausible run."""
+    if _TABLE.exists():
+        model.load_state_dict(torch.load(_TABLE, weights_only=True))
+    n = config.max_steps
+    lrs = [get_lr(s, max_lr=config.max_lr, min_lr=config.min_lr,
+                  warmup_steps=config.warmup_steps, max_steps=n) for s in range(n)]
+    return {"train_losses": [1.0] * n, "val_losses": [1.0] * (n // config.eval_interval),
+            "lrs": lrs, "grad_norms": [1.0] * n}
+'''
+
+
+def test_parameters_trained_offline_on_a_known_seed_gain_nothing_live(tmp_path):
+    """The convergence probe judges the parameters ``train`` leaves: a ``train`` that loads
+    parameters the reference loop trained on the public seed's probe (what the bundle's
+    self-check runs) passes that self-check, and graded live gains nothing over the same
+    ``train`` without them. The task's 5,000 examples are public, so the split alone would
+    not do: the run's seed also draws which id is which symbol."""
+    import reference.training as ref_training
+    from grader.checks.base import Context
+    from grader.checks.training import probe as P
+    from grader.checks.training.task import task_data
+    from grader.shared.probe import probe_model
+
+    seed = derive_seed(PUBLIC_SEED, "training/probe") % 2**31
+    data = task_data(seed)
+    with torch.random.fork_rng(devices=[]):
+        model = probe_model(P.PROBE_MODEL, seed, "cpu")
+        ref_training.train(model, data["train_data"], data["val_data"],
+                           ref_training.TrainConfig(**P.PROBE_CONFIG, seed=seed, device="cpu"))
+    verdicts = {}
+    for name, with_table in (("attack", True), ("baseline", False)):
+        sub = tmp_path / name
+        sub.mkdir()
+        (sub / "training.py").write_text((CORRECT / "training.py").read_text() + FORGED_TRAIN)
+        if with_table:
+            torch.save(model.state_dict(), sub / "trained.pt")
+        with worker_client(sub) as worker:
+            worker.request("import", {"modules": ["training"]})
+            verdicts[name] = [
+                P.run_probe(Context(assignment="training", worker=worker, source=source)).passed
+                for source in (LiveReference(seed=PUBLIC_SEED), LiveReference())]
+    # The attack is real where the seed is known ...
+    assert verdicts["attack"][0] and not verdicts["baseline"][0], verdicts
+    # ... and graded live it is worth what training nothing is worth.
+    assert verdicts["attack"][1] == verdicts["baseline"][1] is False, verdicts

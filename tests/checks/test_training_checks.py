@@ -212,7 +212,7 @@ LOOP_BUGS = {
                              "y = torch.stack([data[i:i + block_size] for i in")],
                            {"batch_targets"}, "shifted"),
 }
-PROBE_SEEDS = (0, 1)  # the check's own seed and one more; bench/bench_probe.py runs ten
+PROBE_SEEDS = (0, 1)  # two fixed seeds (a grading draws its own); bench_probe.py runs ten
 
 
 @pytest.mark.parametrize("name", sorted(LOOP_BUGS))
@@ -239,7 +239,7 @@ def test_probe_passes_correct_loops_on_several_seeds(tmp_path):
     alt = _plant(tmp_path, "alt", [("generator = torch.Generator().manual_seed(config.seed)\n",
                                     "generator = torch.Generator().manual_seed(config.seed + 7)"
                                     "\n")])
-    # The example at the check's own seed is covered by the full grade above.
+    # The example at a grading's own seed is covered by the full grade above.
     for folder, seeds in ((CORRECT, PROBE_SEEDS[1:]), (alt, PROBE_SEEDS)):
         with worker_client(folder, SETTINGS) as worker:
             ctx = Context(assignment="training", worker=worker, source=SOURCE)

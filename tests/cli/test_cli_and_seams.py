@@ -34,9 +34,11 @@ def test_run_prints_summary_writes_json_and_exits_zero_on_failures(tmp_path, cap
     assert "does not match the reference" in " ".join(text.split())  # wrapped to the width
     data = json.loads(out.read_text())
     block = ASSIGNMENTS["block"]
-    fails = {f.split(".", 1)[1] for f in yaml.safe_load(
-        (EXAMPLES / "buggy-block-post-norm" / "expected.yaml").read_text())["fails"]
-        if f.startswith("block.")}
+    spec = yaml.safe_load((EXAMPLES / "buggy-block-post-norm" / "expected.yaml").read_text())
+    fails = {f.split(".", 1)[1] for f in spec["fails"] if f.startswith("block.")}
+    # A check whose verdict on this bug depends on the run's seed counts as it came out.
+    fails |= {c["id"] for a in data["assignments"] for c in a["checks"]
+              if f"block.{c['id']}" in spec.get("may_fail", []) and c["status"] != "passed"}
     lost = sum(c.points for c in block.checks if c.id in fails)
     assert fails and data["max_score"] == block.max_score
     assert data["score"] == block.max_score - lost

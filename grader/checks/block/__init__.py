@@ -375,14 +375,16 @@ def gpt_init_loss(ctx: Context):
        needs=("GPT", "GPTConfig"))
 def gpt_param_count(ctx: Context):
     """The student's own ``num_parameters()`` returns the model's number of parameters, the tied
-    matrix counted once: compared with the count the trusted side computes from the
-    configuration's shapes (the reference model). The worker's own parameter listing is never
-    trusted for the verdict (code in the worker could rewrite it); it only helps the message."""
-    run = run_module(ctx, "block", "GPT", args=[_config(INIT)],
+    matrix counted once, for a small configuration drawn from the run's seed: compared with the
+    count the trusted side computes from the configuration's shapes (the reference model).
+    The worker's own parameter listing is never trusted for the verdict (code in the worker
+    could rewrite it); it only helps the message."""
+    cfg = _count_config(ctx)
+    run = run_module(ctx, "block", "GPT", args=[_config(cfg)],
                      calls=[call_spec(method="num_parameters")],
-                     what="`GPT(config).num_parameters()`")
+                     what=f"`GPT({_shown(cfg)}).num_parameters()`")
     expected = int(ctx.expected("param_count", lambda ref: {
-        "n": torch.tensor(ref.GPT(ref.GPTConfig(**INIT)).num_parameters())})["n"])
+        "n": torch.tensor(ref.GPT(ref.GPTConfig(**cfg)).num_parameters())})["n"])
     out = run.calls[0].output
     if out.description["kind"] != "number":
         raise CheckFailed("`num_parameters()` returned "
@@ -391,7 +393,7 @@ def gpt_param_count(ctx: Context):
     if not isinstance(got, (int, float)) or got != int(got) or int(got) != expected:
         got_text = f"{int(got):,}" if isinstance(got, (int, float)) and got == got else str(got)
         extra = int(got) - expected if isinstance(got, (int, float)) and got == got else None
-        twice = extra == INIT["vocab_size"] * INIT["n_embd"]
+        twice = extra == cfg["vocab_size"] * cfg["n_embd"]
         # Both a double count and an untied copy give exactly vocab_size x n_embd too many;
         # which one, the count cannot tell.
         lm = named(["num_parameters_counts_tied_twice", "untied_embeddings"]) if twice else None
@@ -404,6 +406,23 @@ def gpt_param_count(ctx: Context):
             actual=got if isinstance(got, (int, float)) else str(got), expected=expected,
             **({"likely_mistake": lm} if lm else {}))
     return ok(num_parameters=expected)
+
+
+def _count_config(ctx: Context) -> dict[str, int]:
+    """A small configuration drawn from the run's seed: the count of one fixed configuration
+    could be returned as a constant."""
+    g = ctx.rng("param_count")
+
+    def pick(low: int, high: int) -> int:
+        return int(torch.randint(low, high + 1, (), generator=g))
+
+    n_head = (1, 2, 4)[pick(0, 2)]
+    return {"block_size": pick(8, 64), "vocab_size": pick(20, 600), "n_layer": pick(1, 3),
+            "n_head": n_head, "n_embd": n_head * 4 * pick(1, 6)}
+
+
+def _shown(cfg: dict[str, int]) -> str:
+    return "GPTConfig(" + ", ".join(f"{k}={v}" for k, v in cfg.items()) + ")"
 
 
 def _count_hint(info: dict, got: object, expected: int) -> str:

@@ -22,6 +22,7 @@ from grader.checks.harness import new, seeded, side_by_side
 from grader.checks.training.common import (
     ProbeResult,
     probe_device,
+    probe_seed,
     probe_threads,
     series,
     threads,
@@ -32,7 +33,6 @@ from grader.shared.probe import minimal_train
 check = ASSIGNMENT.check
 
 
-GPT_SEED = 0
 GPT_CONFIG = {"block_size": 16, "vocab_size": V, "n_layer": 2, "n_head": 2, "n_embd": 32}
 GPT_STEPS, GPT_BATCH, GPT_LR = 120, 32, 1e-2
 GPT_HELDOUT_WINDOWS = 2048
@@ -89,9 +89,11 @@ def _gpt_reference(ctx: Context, seed: int, device: str) -> dict[str, torch.Tens
     return ctx.expected(f"gpt_probe/{device}/{seed}", compute)
 
 
-def run_gpt_probe(ctx: Context, seed: int = GPT_SEED) -> ProbeResult:
+def run_gpt_probe(ctx: Context, seed: int | None = None) -> ProbeResult:
     """Probe 2: the student's own ``GPT`` (block.py), trained by the trusted minimal loop in
-    the worker, against the reference ``GPT`` trained by the same loop here."""
+    the worker, against the reference ``GPT`` trained by the same loop here. ``seed``: the
+    run's by default (:func:`~grader.checks.training.common.probe_seed`)."""
+    seed = probe_seed(ctx, "gpt_probe") if seed is None else seed
     device = probe_device(ctx)
     inp = _gpt_inputs(ctx, seed)
 

@@ -309,6 +309,12 @@ def decode_invalid(ctx: Context):
     merges = _reference_merges(ctx, "unicode")
     table = token_bytes(merges)
     cases = dict(texts.INVALID_IDS)
+    # And bytes drawn from the run's seed, most of them outside ASCII: invalid sequences of
+    # every kind at places no fixed case (and so no table of the bundle's outputs) has.
+    soup = ctx.inputs("decode_invalid", lambda g: {"ids": torch.where(
+        torch.rand(40, generator=g) < 0.7, torch.randint(128, 256, (40,), generator=g),
+        torch.randint(32, 127, (40,), generator=g))})
+    cases["random_bytes"] = soup["ids"].tolist()
     halves = [i for i in sorted(table) if i >= FIRST_ID and not _valid(table[i])]
     if halves:  # e.g. b"\xf0\x9f": the start of an emoji, merged into one token
         cases["merged_half_character"] = [ord("x"), halves[0], ord("y")]

@@ -126,6 +126,15 @@ def mixed_text(seed: int, n: int) -> str:
     return "".join(out)
 
 
+def prompt_text(seed: int, n_words: int) -> str:
+    """A Day 30-like prompt drawn from ``seed``: plain words of the course's examples and
+    English sentences, one space between them and one after the last, as "To be or " has."""
+    rng = random.Random(seed)
+    words = [w for w in " ".join([*DAY30_EXAMPLES.values(), *ENGLISH]).split()
+             if w.isascii() and w.isprintable()]
+    return " ".join(rng.choice(words) for _ in range(n_words)) + " "
+
+
 def speed_text(seed: int, n_words: int) -> str:
     """A long text for the speed note: prose-like words of the GPT-2 corpus, shuffled."""
     rng = random.Random(seed)

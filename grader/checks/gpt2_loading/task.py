@@ -17,7 +17,7 @@ from grader.checks.common import F64_ATOL, F64_RTOL
 from grader.checks.compare import assert_close, difference
 from grader.checks.gpt2_loading import MODULE
 from grader.checks.gpt2_loading import mistakes as catalogue
-from grader.checks.harness import Output, new, seeded
+from grader.checks.harness import Output, new
 from grader.diagnosis import Diagnosis, affecting, likely
 
 # Not GPT-2 small's sizes anywhere, so a loader that ignores config.json cannot pass.
@@ -40,8 +40,8 @@ def ref_loader(ref):
 def tiny_weights(ctx: Context) -> dict[str, torch.Tensor]:
     """The tiny checkpoint's seeded random weights (Hugging Face names and layout)."""
     # std 0.2, ten times GPT-2's init, so that every weight visibly moves the logits.
-    return ctx.inputs("tiny_weights", lambda: ck.random_state_dict(TINY, seed=601, std=0.2,
-                                                                   prefix=False))
+    return ctx.inputs("tiny_weights", lambda g: ck.random_state_dict(
+        TINY, seed=int(torch.randint(2**62, (), generator=g)), std=0.2, prefix=False))
 
 
 def share(ctx: Context, name: str, write) -> tuple[str, Path]:
@@ -63,8 +63,7 @@ def tiny_folder(ctx: Context, name: str, **layout: bool) -> tuple[str, Path]:
 
 def tiny_tokens(ctx: Context) -> dict[str, torch.Tensor]:
     """The token batches the loaded models run on: ``idx`` (T < block_size) and ``full``."""
-    def make():
-        g = seeded(603)
+    def make(g: torch.Generator):
         return {"idx": torch.randint(0, TINY.vocab_size, (2, 11), generator=g),
                 "full": torch.randint(0, TINY.vocab_size, (1, TINY.n_positions), generator=g)}
 

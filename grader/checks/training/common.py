@@ -36,6 +36,14 @@ class ProbeResult:
     seconds: float
 
 
+def probe_seed(ctx: Context, key: str) -> int:
+    """A probe's seed, from the run's secret seed: its data, the ids of the task's symbols and
+    the model's initial parameters are unknown before the grading (parameters trained offline
+    answer nothing). Below 2**31, since the student's loop receives it as ``config.seed``
+    and may hand it to ``numpy.random.seed``."""
+    return ctx.seed_for(key) % 2**31
+
+
 def probe_threads(ctx: Context) -> int:
     """The probes' torch threads: the worker's, capped by ``ctx.settings.probe_threads``."""
     threads = ctx.worker.settings.threads

@@ -18,6 +18,7 @@ from grader.checks.training.common import (
     ProbeResult,
     metric,
     probe_device,
+    probe_seed,
     probe_threads,
     ref_training,
     series,
@@ -28,7 +29,6 @@ from grader.shared.probe import ProbeLM, probe_model
 
 check = ASSIGNMENT.check
 PROBE_MODEL = {"vocab_size": V, "context": 10, "n_embd": 16, "n_hidden": 128}
-PROBE_SEED = 0
 PROBE_CONFIG = {"max_steps": 300, "batch_size": 32, "block_size": 24, "max_lr": 1e-2,
                 "min_lr": 1e-3, "warmup_steps": 20, "weight_decay": 0.01, "grad_clip": 1.0,
                 "eval_interval": 100, "eval_iters": 4}
@@ -84,10 +84,12 @@ def _travel(state: dict[str, torch.Tensor], seed: int) -> float:
     return math.sqrt(sum(float((state[k].float() - v).pow(2).sum()) for k, v in init.items()))
 
 
-def run_probe(ctx: Context, seed: int = PROBE_SEED) -> ProbeResult:
+def run_probe(ctx: Context, seed: int | None = None) -> ProbeResult:
     """Probe 1: the student's ``train`` trains the fixed :class:`ProbeLM` on the task; the
     grader evaluates the trained parameters on held-out answers and compares with the
-    reference ``train`` run of the same model, seed, budget and device."""
+    reference ``train`` run of the same model, seed, budget and device. ``seed`` (data, ids,
+    initial parameters, the loop's own seed) is the run's by default: see :func:`probe_seed`."""
+    seed = probe_seed(ctx, "probe") if seed is None else seed
     device = probe_device(ctx)
     data = _probe_inputs(ctx, seed)
 

@@ -27,6 +27,24 @@ LR_CASES = [
 LR_RTOL, LR_ATOL = 1e-6, 1e-12
 
 
+def seeded_case(ctx: Context, key: str, odd: bool) -> dict[str, Any]:
+    """A schedule drawn from the run's seed (values at fixed settings alone could be answered
+    from a table of the bundle's): max_lr from 1e-4 to 1, min_lr below it, a warmup of 2 to 30
+    steps and a decay of even length (its midpoint is a step) or, with ``odd``, odd length."""
+    g = ctx.rng(key)
+
+    def pick(low: float, high: float) -> float:
+        return float(f"{low + (high - low) * float(torch.rand((), generator=g)):.4g}")
+
+    max_lr = float(f"{10 ** pick(-4, 0):.4g}")
+    warmup = int(torch.randint(2, 31, (), generator=g))
+    decay = 2 * int(torch.randint(5, 61, (), generator=g)) + (1 if odd else 0)
+    if odd and warmup % 2 == 0:
+        warmup += 1
+    return {"max_lr": max_lr, "min_lr": float(f"{max_lr * pick(0.01, 0.5):.4g}"),
+            "warmup_steps": warmup, "max_steps": warmup + decay}
+
+
 def _boundary_steps(case: dict[str, Any]) -> list[tuple[int, str]]:
     w, m = case["warmup_steps"], case["max_steps"]
     return [(0, "step 0 (first warmup step)"), (1, "step 1 (warmup)"),
@@ -122,19 +140,21 @@ def _joint(diagnoses: list[Diagnosis], actual: dict[str, torch.Tensor],
 def lr_schedule(ctx: Context):
     """``get_lr`` returns the reference's value (relative 1e-6) at step 0, during warmup, at
     the last warmup step, at the end of warmup (max_lr), mid-decay ((max_lr + min_lr) / 2), at
-    max_steps (min_lr) and past it (min_lr), for two schedules. (That it returns a Python
+    max_steps (min_lr) and past it (min_lr), for two fixed schedules and one drawn from the
+    run's seed. (That it returns a Python
     float is reported by the worker, which the student's code can rewrite: a note, no
     points.)"""
-    _, notes = _compare_lrs(ctx, LR_CASES, [_boundary_steps(c) for c in LR_CASES])
-    return ok("; ".join(notes), cases=len(LR_CASES))
+    cases = [*LR_CASES, seeded_case(ctx, "lr_schedule", odd=False)]
+    _, notes = _compare_lrs(ctx, cases, [_boundary_steps(c) for c in cases])
+    return ok("; ".join(notes), cases=len(cases))
 
 
 @check("lr_curve", "get_lr: the whole schedule, step by step", 1, hidden=True,
        needs=("get_lr",))
 def lr_curve(ctx: Context):
     """Every step from 0 to max_steps + 5 of an uneven schedule (odd warmup and decay
-    lengths) equals the reference's."""
-    case = {"max_lr": 3e-3, "min_lr": 2e-4, "warmup_steps": 7, "max_steps": 53}
+    lengths, drawn from the run's seed) equals the reference's."""
+    case = seeded_case(ctx, "lr_curve", odd=True)
     steps = [(s, f"step {s}") for s in range(case["max_steps"] + 6)]
     results, notes = _compare_lrs(ctx, [case], [steps], curve=True)
     _, _, _, got, ref = results[0]

@@ -30,10 +30,15 @@ def _encode(op: int, a: int, b: int, c: int) -> list[int]:
 
 def task_data(seed: int, train_tokens: int = 22_000, val_tokens: int = 4_400
               ) -> dict[str, torch.Tensor]:
-    """The probe's data, the same on every machine: all 5 x 10^3 examples split into a training
-    and a held-out set (``seed`` picks the split), a training stream of random training
-    examples, a validation stream of held-out examples (what ``train`` evaluates on), and every
-    held-out example as a prompt ``"\\n op ( a , b , c ) ="`` with its answer."""
+    """The probe's data, the same on every machine for one ``seed``: all 5 x 10^3 examples split
+    into a training and a held-out set, a training stream of random training examples, a
+    validation stream of held-out examples (what ``train`` evaluates on), and every held-out
+    example as a prompt ``"\\n op ( a , b , c ) ="`` with its answer.
+
+    ``seed`` also picks which id stands for which symbol (a permutation of the 20): the task's
+    5,000 examples are few and public, so parameters trained offline on all of them would
+    answer any split; under ids the run draws, they answer nothing, and only training on
+    this run's data helps (a permutation of ids changes nothing of how a model learns)."""
     g = seeded(seed)
     examples = [(op, a, b, c) for op in range(5) for a in range(10) for b in range(10)
                 for c in range(10)]
@@ -48,8 +53,10 @@ def task_data(seed: int, train_tokens: int = 22_000, val_tokens: int = 4_400
 
     prompts = torch.tensor([[TOKEN["\n"]] + _encode(*e)[:9] for e in held], dtype=torch.long)
     answers = torch.tensor([_answer(*e) for e in held], dtype=torch.long)
-    return {"train_data": stream(train, train_tokens), "val_data": stream(held, val_tokens),
+    data = {"train_data": stream(train, train_tokens), "val_data": stream(held, val_tokens),
             "prompts": prompts, "answers": answers}
+    symbols = torch.randperm(V, generator=g)  # drawn last: the split and streams stay the same
+    return {name: symbols[t] for name, t in data.items()}
 
 
 def answer_metrics(model: torch.nn.Module, prompts: torch.Tensor, answers: torch.Tensor
