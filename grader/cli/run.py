@@ -78,12 +78,13 @@ def _run(args: argparse.Namespace) -> int:
     threads = args.threads or max(1, min(4, os.cpu_count() or 1))
     settings = WorkerSettings(isolation=args.isolation, threads=threads,
                               call_timeout=args.timeout, total_timeout=args.total_timeout)
-    from grader.isolation.bounded import judge_available
+    from grader.isolation.bounded import judge_available, user_checkpoint_cache
 
     if judge_available(args.isolation):
         return _run_judged(args, settings, where)
     # Launch the worker before importing the checks (and torch): both imports then overlap.
-    worker = WorkerClient(where.root, settings)
+    # It reads the grader's checkpoint cache in place (the 124M check's 0.5 GB file).
+    worker = WorkerClient(where.root, settings, lend=user_checkpoint_cache())
     try:
         worker.launch()
         return _grade_and_report(args, settings, worker, where)

@@ -105,7 +105,8 @@ def start_judge(settings: WorkerSettings, ro_paths: list[Path] | tuple = ()) -> 
 
     setting = judge_setting(settings.threads, ro_paths)
     setting.launcher = Launcher(setting.work_area, settings.limits, settings.threads,
-                                isolation="bwrap", lease_wait=settings.start_timeout).start()
+                                isolation="bwrap", lease_wait=settings.start_timeout,
+                                lend=setting.checkpoint_cache).start()
     return setting
 
 

@@ -38,6 +38,9 @@ SANDBOX_WORKER = "/opt/grader/grader/worker"
 SANDBOX_SHARED = "/opt/grader/grader/shared"
 # Large inputs (checkpoints) are shared as files in a per-worker folder, mounted read-only.
 SANDBOX_DATA = "/opt/grader-data"
+# A folder the worker may read in place, lent read-only (the grader's checkpoint cache: seeded
+# random weights the grader built, nothing of anyone's): no 0.5 GB copy into data_dir per run.
+SANDBOX_LENT = "/opt/grader-lent"
 # The folder of data_dir holding modules made from a submission's notebooks.
 MODULES_DIR = "modules"
 
@@ -219,8 +222,12 @@ class WorkerClient:
     large to copy, no zygote), every worker is a fresh process."""
 
     def __init__(self, submission: Path, settings: WorkerSettings | None = None,
-                 pool: WarmPool | None = None, launcher: Any = None):
+                 pool: WarmPool | None = None, launcher: Any = None, lend: Path | None = None):
         self.submission = Path(submission).resolve()
+        # ``lend``: a folder a fresh sandboxed worker gets read-only at SANDBOX_LENT (see
+        # :meth:`seen_as`); a launcher's workers get the launcher's own, as it says.
+        self._lend = Path(lend).resolve() if lend is not None else None
+        self._lent: dict[str, str] = {}
         # A :class:`grader.isolation.launcher.LauncherProxy` (in the unprivileged judge): every
         # worker is then started, waited for and killed by the root launcher it talks to.
         self._launcher = launcher
@@ -358,11 +365,12 @@ class WorkerClient:
                 return
             except PoolUnavailable as exc:
                 self.pool_refused = str(exc)  # from now on: fresh workers, as without a pool
+        lend = [(self._lend, SANDBOX_LENT)] if self._lend and self._lend.is_dir() else []
         launch = sandbox.plan_launch(
             self._command,
             submission_dir=self._visible_submission(),
             extra_ro_binds=[(WORKER_PACKAGE, SANDBOX_WORKER), (SHARED_PACKAGE, SANDBOX_SHARED),
-                            (self.data_dir, SANDBOX_DATA)],
+                            (self.data_dir, SANDBOX_DATA), *lend],
             isolation=self.settings.isolation,
             limits=self.settings.limits,
             slot=self._slot(),
@@ -371,6 +379,7 @@ class WorkerClient:
         )
         self._launch = launch
         self._in_sandbox = launch.isolation == "bwrap"
+        self._lent = {str(h): d for h, d in lend} if self._in_sandbox else {}
         self.isolation_description = launch.description
         try:
             self._proc = subprocess.Popen(
@@ -397,6 +406,7 @@ class WorkerClient:
         self._proc = proc
         self._launch = proc  # type: ignore[assignment]  (its cleanup() releases the launch)
         self._in_sandbox = True
+        self._lent = dict(proc.lent)
         self.isolation_description = proc.description
         threading.Thread(target=self._drain_stderr, args=(self._proc,), daemon=True).start()
         self._ready = False
@@ -522,6 +532,20 @@ class WorkerClient:
         in_sandbox = self._in_sandbox if self._proc is not None else (
             self._launcher is not None or sandbox_will_isolate(self.settings.isolation))
         return str((Path(SANDBOX_DATA) if in_sandbox else self.data_dir) / rel)
+
+    def seen_as(self, host_path: Path) -> str | None:
+        """Where the running worker reads ``host_path`` in place, or None where it cannot (its
+        sandbox does not show it: share a copy with :meth:`share_file` instead). Without a
+        sandbox, the host path itself."""
+        if self._proc is None:
+            return None
+        real = os.path.realpath(host_path)
+        if not self._in_sandbox:
+            return real
+        for base, dest in self._lent.items():
+            if real == base or real.startswith(base.rstrip("/") + "/"):
+                return dest + real[len(base):]
+        return None
 
     def _stop(self) -> None:
         proc, self._proc = self._proc, None

@@ -106,8 +106,11 @@ class Launcher:
 
     def __init__(self, work_area: Path, limits: Limits = Limits(), threads: int = 4,  # noqa: B008
                  isolation: str = "bwrap", lease_wait: float = 600.0, pool_slot: Any = None,
-                 start_timeout: float = 120.0):
+                 start_timeout: float = 120.0, lend: Path | None = None):
         self.work_area = Path(work_area)
+        # A folder every fresh worker reads in place, read-only (the user's checkpoint cache,
+        # which only the trusted side writes); the root chooses it, never the judge.
+        self.lend = Path(lend).resolve() if lend is not None and Path(lend).is_dir() else None
         self.limits, self.threads, self.isolation = limits, threads, isolation
         self.lease_wait = lease_wait
         self._mine, self.judge_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -266,12 +269,13 @@ class Launcher:
             except PoolUnavailable as exc:
                 self.pool_refused = str(exc)  # from now on fresh sandboxes, as without a pool
         lease = self._slot()
+        lend = [(self.lend, client.SANDBOX_LENT)] if self.lend is not None else []
         launch = sandbox.plan_launch(
             lambda path: client.worker_command(path, submission, data_dir, threads, no_processes),
             submission_dir=submission,
             extra_ro_binds=[(client.WORKER_PACKAGE, client.SANDBOX_WORKER),
                             (client.SHARED_PACKAGE, client.SANDBOX_SHARED),
-                            (data_dir, client.SANDBOX_DATA)],
+                            (data_dir, client.SANDBOX_DATA), *lend],
             isolation=self.isolation, limits=limits, slot=lease.slot, lease=lease,
             threads=threads)
         try:
@@ -287,7 +291,8 @@ class Launcher:
         for s in (proc.stdin, proc.stdout, proc.stderr):
             s.close()
         return {"ok": True, "id": self._next, "pid": proc.pid,
-                "description": launch.description}, fds
+                "description": launch.description,
+                "lent": {str(h): d for h, d in lend}}, fds
 
     def _submission(self, asked: Any, data_dir: Path) -> Path:
         """The folder a launch serves: in the work area (the root's copy), or a readable copy
@@ -405,16 +410,20 @@ class LauncherProxy:
             for fd in fds:
                 os.close(fd)
             raise LaunchRefused("the launcher sent no pipes")
-        return RemoteProc(self, reply["id"], reply["pid"], reply["description"], fds)
+        lent = reply.get("lent")
+        lent = {h: d for h, d in lent.items() if isinstance(h, str) and isinstance(d, str)} \
+            if isinstance(lent, dict) else {}
+        return RemoteProc(self, reply["id"], reply["pid"], reply["description"], fds, lent)
 
 
 class RemoteProc:
     """A worker started by the launcher, with the part of Popen's interface the client uses."""
 
     def __init__(self, proxy: LauncherProxy, key: int, pid: int, description: str,
-                 fds: list[int]):
+                 fds: list[int], lent: dict[str, str] | None = None):
         self._proxy, self._key = proxy, key
         self.pid, self.description = pid, description
+        self.lent = lent or {}  # host folder -> where the worker reads it (read-only)
         self.returncode: int | None = None
         self.stdin = open(fds[0], "wb", buffering=0)  # noqa: SIM115
         self.stdout = open(fds[1], "rb", buffering=0)  # noqa: SIM115

@@ -287,3 +287,98 @@ def test_a_judged_run_fills_the_cache_once_then_reuses_it(tmp_path, monkeypatch)
 
     assert verdicts(out.read_text()) == verdicts(first)
     assert ("gpt2_124m", "passed") in verdicts(first)
+
+
+PEEK = '''
+def _mark(name):
+    globals()[name] = 1
+
+
+try:
+    _mark("read_" + open("/opt/grader-lent/ckpt-x/config.json").read().strip())
+except OSError as exc:
+    _mark("read_failed_" + type(exc).__name__)
+try:
+    open("/opt/grader-lent/ckpt-x/planted", "w").write("x")
+    _mark("wrote")
+except OSError as exc:
+    _mark("write_refused")
+'''
+
+
+def test_the_workers_read_the_lent_cache_in_place_and_cannot_write_it(tmp_path, monkeypatch):
+    # The 124M check's 0.5 GB file is read where the trusted side built it, not copied into
+    # each worker's data folder; the worker (another uid, its own sandbox) cannot change it.
+    _need_judge()
+    from grader.isolation import bounded
+    from grader.isolation.client import WorkerSettings
+
+    tmp_path.chmod(0o755)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder = tmp_path / "grader" / "checkpoints" / "ckpt-x"
+    folder.mkdir(parents=True)
+    for p in (folder.parent.parent, folder.parent, folder):
+        p.chmod(0o755)
+    (folder / "config.json").write_text("abc\n")
+    (folder / "config.json").chmod(0o644)
+    judge = bounded.start_judge(WorkerSettings(threads=1))
+    try:
+        sub = judge.work_area / "sub"
+        sub.mkdir()
+        sub.chmod(0o755)
+        (sub / "peek.py").write_text(PEEK)
+        (sub / "peek.py").chmod(0o644)
+        got = bounded.run_bounded(WRITE + f"""
+from pathlib import Path
+from grader.isolation.client import WorkerClient, WorkerSettings
+from grader.isolation.launcher import LauncherProxy
+w = WorkerClient(Path({str(sub)!r}), WorkerSettings(threads=1),
+                 launcher=LauncherProxy.from_env())
+with w:
+    w.launch()
+    names = w.request("import", {{"modules": ["peek"]}}).result["modules"]["peek"]["names"]
+    write_result({{"names": names, "seen": w.seen_as(Path({str(folder)!r})),
+                  "file": w.seen_as(Path({str(folder / 'config.json')!r})),
+                  "outside": w.seen_as(Path({str(sub)!r}))}})
+""", b"", judge=judge)
+    finally:
+        judge.close()
+    assert got["seen"] == "/opt/grader-lent/ckpt-x"
+    assert got["file"] == "/opt/grader-lent/ckpt-x/config.json"
+    assert got["outside"] is None  # only what was lent is read in place
+    assert "read_abc" in got["names"] and "write_refused" in got["names"], got["names"]
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json"]
+
+
+@pytest.mark.parametrize("isolation", ["bwrap", "none"])
+def test_a_fresh_worker_reads_a_lent_folder_in_place(tmp_path, isolation):
+    # `grader run` without a judge lends the user's checkpoint cache the same way: in the
+    # sandbox at /opt/grader-lent (read-only), without one at its own path.
+
+    from grader.isolation.client import WorkerClient, WorkerSettings, sandbox_will_isolate
+
+    if isolation == "bwrap" and not sandbox_will_isolate("auto"):
+        pytest.skip("bubblewrap does not work here")
+    lent = tmp_path / "lent"
+    (lent / "ckpt-x").mkdir(parents=True)
+    (lent / "ckpt-x" / "config.json").write_text("abc\n")
+    for p in (tmp_path, lent, lent / "ckpt-x"):
+        p.chmod(0o755)
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    sub.chmod(0o755)
+    text = PEEK if isolation == "bwrap" else PEEK.replace("/opt/grader-lent", str(lent))
+    (sub / "peek.py").write_text(text)
+    with WorkerClient(sub, WorkerSettings(threads=1, isolation=isolation), lend=lent) as w:
+        w.launch()
+        names = w.request("import", {"modules": ["peek"]}).result["modules"]["peek"]["names"]
+        seen = w.seen_as(lent / "ckpt-x" / "config.json")
+        outside = w.seen_as(sub / "peek.py")
+    assert "read_abc" in names
+    if isolation == "bwrap":
+        assert seen == "/opt/grader-lent/ckpt-x/config.json" and outside is None
+        assert "write_refused" in names
+        assert sorted(p.name for p in (lent / "ckpt-x").iterdir()) == ["config.json"]
+    else:  # no sandbox: the worker reads host paths, and nothing stops it writing
+        assert seen == str((lent / "ckpt-x" / "config.json").resolve())
+        assert outside == str((sub / "peek.py").resolve())

@@ -59,7 +59,11 @@ class WeightsUnavailable(CheckSkipped):
 
 
 def _link_folder(ctx: Context, name: str, folder: Path) -> str:
-    """Share a big checkpoint folder with the worker without copying it when possible."""
+    """Share a big checkpoint folder with the worker without copying it when possible: where
+    the worker reads it in place (a cache lent to its sandbox), else linked or copied."""
+    seen = ctx.worker.seen_as(folder)
+    if seen is not None:
+        return seen
     ck.link_into(folder, ctx.worker.data_dir / name)
     return ctx.worker.share_file(name)
 
