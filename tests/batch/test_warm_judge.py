@@ -30,12 +30,33 @@ def _need_judges() -> None:
         pytest.skip("the unprivileged judge needs root and a working bubblewrap")
 
 
+def _descends_from_us(pid: int) -> bool:
+    """Whether ``pid`` was started (at any depth) by this test process: the judges of other
+    test processes running at the same time (same judge uid) are not this test's."""
+    me = os.getpid()
+    for _ in range(64):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid == me:
+            return True
+        if pid <= 1:
+            return False
+    return False
+
+
+def _our_judges() -> list[int]:
+    return [pid for pid in processes_of_uid(JUDGE_UID) if _descends_from_us(pid)]
+
+
 def _no_judge_processes() -> bool:
     # A killed judge sandbox's processes die with it, a moment later.
     deadline = time.monotonic() + 10
-    while processes_of_uid(JUDGE_UID) and time.monotonic() < deadline:
+    while _our_judges() and time.monotonic() < deadline:
         time.sleep(0.05)
-    return processes_of_uid(JUDGE_UID) == []
+    return _our_judges() == []
 
 
 def _verdicts(outcome) -> list[tuple]:
