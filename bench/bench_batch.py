@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import grader_command
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SEED = 424242
@@ -101,7 +103,7 @@ def _pooled(run_dir: Path, students: list[str]) -> bool:
 
 def _bench(name: str, class_dir: Path, graded: list[str], work: Path, torch_s: float,
            isolation: str, loop: bool) -> dict:
-    grader = shutil.which("grader") or sys.exit("the grader command is not installed")
+    grader = grader_command()
     students = sorted(p.name for p in class_dir.iterdir())
     flags = " ".join(f"-a {a}" for a in graded)
     cores = os.cpu_count() or 1

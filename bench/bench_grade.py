@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import grader_command
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -43,7 +45,7 @@ def main() -> None:
     parser.add_argument("--isolation", default="auto")
     args = parser.parse_args()
 
-    grader = shutil.which("grader") or sys.exit("the grader command is not installed")
+    grader = grader_command()
     out = Path(tempfile.mkdtemp(prefix="bench-grade-"))
     run = [grader, "run", str(args.submission), "--isolation", args.isolation]
     commands = {
