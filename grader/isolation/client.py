@@ -354,6 +354,7 @@ class WorkerClient:
             raise WorkerCrashed("the worker process was restarted too often; giving up on the "
                                 "remaining checks")
         self.starts += 1
+        self._lent = {}  # what this start lends, as it says (a pooled worker: nothing)
         if self._launcher is not None:
             self._launch_remote()
             return
