@@ -14,7 +14,7 @@ import os
 import shutil
 import site
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from grader.isolation.limits import Limits
@@ -136,6 +136,8 @@ class BwrapArgs:
         self.args: list[str] = []
         self.binds: list[tuple[str, str, str]] = []  # (host as given, host real, sandbox dest)
         self._dirs: set[str] = {"/"}
+        # host path as given -> (an O_PATH descriptor the child inherits, the path it holds)
+        self.pinned: dict[str, tuple[int, str]] = {}
 
     def ensure_parents(self, dest: str) -> None:
         # bwrap would create missing parents with mode 0700 (unreadable for the dropped uid), so
@@ -150,6 +152,17 @@ class BwrapArgs:
             self._dirs.add(p)
 
     def ro_bind(self, host: str, dest: str) -> None:
+        pinned = self.pinned.get(os.path.abspath(host))
+        if pinned is not None:
+            # A folder the caller holds open (O_PATH): bound through its descriptor, never
+            # looked up by name again, so a rename or a symlink swapped in after the caller's
+            # check cannot redirect the bind. (Its mode is its own: it is not opened up.)
+            fd, real = pinned
+            self.ensure_parents(dest)
+            self.args += ["--ro-bind-fd", str(fd), dest]
+            self.binds.append((os.path.abspath(host), real, dest))
+            self._dirs.add(dest)
+            return
         real = os.path.realpath(host)
         if any(
             inside(dest, b[2])
@@ -208,9 +221,13 @@ def plan_bwrap(
     workdir: str,
     home: str,
     seccomp_fd: int | None = None,
+    pinned: Mapping[str, tuple[int, str]] | None = None,
 ) -> list[str]:
-    """The bwrap argv: allow-listed read-only binds, private tmpfs, masks, then setpriv."""
+    """The bwrap argv: allow-listed read-only binds, private tmpfs, masks, then setpriv.
+    ``pinned``: binds held open by the caller (host path -> (O_PATH fd, its path)), bound by
+    descriptor (``--ro-bind-fd``)."""
     b = BwrapArgs()
+    b.pinned = {os.path.abspath(k): v for k, v in (pinned or {}).items()}
     a = b.args
     a += [shutil.which("bwrap") or "bwrap", *core_flags(), "--hostname", "sandbox"]
     a += system_binds()

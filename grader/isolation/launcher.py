@@ -81,6 +81,21 @@ def inside_area(path: str, area: Path) -> Path:
     return Path(real)
 
 
+def hold_folder(real: Path) -> int:
+    """An ``O_PATH`` descriptor of the folder ``real`` (an already checked, resolved path),
+    refused unless the descriptor holds exactly that folder: what the kernel opened is what
+    was checked, and bubblewrap binds the descriptor, so renaming or swapping a symlink into
+    the path afterwards changes nothing."""
+    try:
+        fd = os.open(real, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise LaunchRefused(f"{real} cannot be opened: {exc.strerror}") from None
+    if os.readlink(f"/proc/self/fd/{fd}") != str(real):
+        os.close(fd)
+        raise LaunchRefused(f"{real} changed while it was being checked")
+    return fd
+
+
 def capped_limits(asked: dict[str, Any], cap: Limits) -> Limits:
     """The judge's limits, each at most the launcher's own (unknown or malformed fields: the
     launcher's)."""
@@ -270,6 +285,26 @@ class Launcher:
                 self.pool_refused = str(exc)  # from now on fresh sandboxes, as without a pool
         lease = self._slot()
         lend = [(self.lend, client.SANDBOX_LENT)] if self.lend is not None else []
+        # Both folders lie in the judge's own work area, which the judge can rename in: bound
+        # through descriptors held since the check (hold_folder), never looked up again.
+        held: dict[str, tuple[int, str]] = {}
+        try:
+            for folder in {submission, data_dir}:
+                held[str(folder)] = (hold_folder(folder), str(folder))
+        except BaseException:
+            _close_held(held)
+            raise
+        try:
+            return self._start_fresh(submission, data_dir, threads, limits, no_processes, lease,
+                                     lend, held)
+        finally:
+            _close_held(held)
+
+    def _start_fresh(self, submission: Path, data_dir: Path, threads: int, limits: Limits,
+                     no_processes: bool, lease: Any, lend: list, held: dict
+                     ) -> tuple[dict[str, Any], list[int]]:
+        from grader.isolation import client
+
         launch = sandbox.plan_launch(
             lambda path: client.worker_command(path, submission, data_dir, threads, no_processes),
             submission_dir=submission,
@@ -277,7 +312,7 @@ class Launcher:
                             (client.SHARED_PACKAGE, client.SANDBOX_SHARED),
                             (data_dir, client.SANDBOX_DATA), *lend],
             isolation=self.isolation, limits=limits, slot=lease.slot, lease=lease,
-            threads=threads)
+            threads=threads, pinned=held)
         try:
             proc = subprocess.Popen(launch.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, **launch.popen_kwargs())
@@ -349,6 +384,14 @@ class Launcher:
         if proc.poll() is None:
             _kill(proc)
         launch.cleanup()
+
+
+def _close_held(held: dict[str, tuple[int, str]]) -> None:
+    for fd, _ in held.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -247,8 +247,11 @@ def plan_launch(
     env: Mapping[str, str] | None = None,
     lease_wait: float = 600.0,
     lease: leases.SlotLease | None = None,
+    pinned: Mapping[str, tuple[int, str]] | None = None,
 ) -> Launch:
     """Plan how to run ``command`` on ``submission_dir`` under the strongest isolation available.
+    ``pinned``: folders among the binds that the caller holds open (host path -> (O_PATH fd,
+    the path it holds)): bubblewrap binds them through the descriptor (the caller closes it).
 
     ``command``: a list of strings, or a callable ``(path) -> list`` where ``path(host_path)``
     gives the path the child sees (see the module docstring). ``extra_ro_binds``: (host path,
@@ -324,10 +327,11 @@ def plan_launch(
                 if seccomp.supported() else None
             fds = [filter_fd] if filter_fd is not None else []
             argv = bwrap.plan_bwrap(command, submission_dir, extra_ro_binds, limits, uid, workdir,
-                                    home, filter_fd)
+                                    home, filter_fd, pinned)
             argv, args_fd = _options_by_fd(argv)
             fds.append(args_fd)
             opened.extend(fds)
+            fds = fds + [fd for fd, _ in (pinned or {}).values()]  # the caller's, not closed here
             child_env = worker_env(threads, env)
             # RLIMIT_NPROC survives bwrap (root, unaffected) and applies once setpriv drops to uid.
             preexec = make_preexec(rlimits(limits, with_nproc=True), groups.join_files)

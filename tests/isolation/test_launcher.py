@@ -158,3 +158,56 @@ def test_the_cli_on_the_judge_path_writes_json_and_report(tmp_path):
     assert data["submission"].endswith("examples/correct")
     assert data["score"] == data["max_score"] > 0
     assert (out / "rep" / "report.html").is_file() and (out / "rep" / "report.md").is_file()
+
+
+def test_a_folder_renamed_after_the_check_is_refused_or_bound_as_checked(tmp_path):
+    # The judge owns its work area and may rename in it while the launcher checks a folder:
+    # the launcher holds the folder open (O_PATH) and bubblewrap binds that descriptor.
+    _need_judge()
+    import subprocess
+    import sys
+
+    from grader.isolation import sandbox
+    from grader.isolation.limits import Limits
+
+    tmp_path.chmod(0o755)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    real = (tmp_path / "a" / "b").resolve()
+    # A component swapped for a symlink between the check and the open: refused.
+    (tmp_path / "a").rename(tmp_path / "a-old")
+    (tmp_path / "a").symlink_to(elsewhere)
+    with pytest.raises(launcher.LaunchRefused, match="changed while"):
+        launcher.hold_folder(real)
+    with pytest.raises(launcher.LaunchRefused):
+        launcher.hold_folder(tmp_path / "a")  # the last component a symlink: refused outright
+    # Held, then renamed away and replaced: the sandbox sees the folder that was checked.
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "checked.txt").write_text("x")
+    for p in (sub, sub / "checked.txt"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    checked = sub.resolve()
+    fd = launcher.hold_folder(checked)
+    try:
+        sub.rename(tmp_path / "sub-old")
+        (tmp_path / "sub").symlink_to("/root")
+        code = ("import os, json; print(json.dumps([sorted(os.listdir('/submission')), "
+                "sorted(os.listdir('/proc/self/fd'))]))")
+        launch = sandbox.plan_launch([sys.executable, "-I", "-c", code], submission_dir=sub,
+                                     isolation="bwrap", limits=Limits(),
+                                     pinned={str(sub): (fd, str(checked))})
+        try:
+            out = subprocess.run(launch.argv, capture_output=True, text=True, timeout=60,
+                                 **launch.popen_kwargs())
+        finally:
+            launch.cleanup()
+    finally:
+        os.close(fd)
+    assert out.stdout, out.stderr
+    seen, fds = json.loads(out.stdout)
+    assert seen == ["checked.txt"], out.stderr
+    # No descriptor of the host (the held folder's above all) reaches the sandboxed code:
+    # only stdio and the one listdir had open.
+    assert len(fds) <= 4 and {"0", "1", "2"} <= set(fds), fds
