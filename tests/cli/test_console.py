@@ -35,3 +35,24 @@ def test_console_runs_exit_handlers_before_ending(tmp_path):
     assert done.returncode == 3
     assert "not reached" not in done.stdout
     assert marker.read_text() == "yes"
+
+
+def test_each_command_builds_its_own_parser_and_a_grading_imports_no_other_tool():
+    import subprocess
+    import sys
+
+    from grader.cli import COMMANDS, SUBCOMMANDS, build_parser
+
+    assert sorted(COMMANDS.values()) == sorted(SUBCOMMANDS)
+    for command in COMMANDS:
+        sub = next(a for a in build_parser(command)._actions if a.dest == "command")
+        assert set(sub.choices) == {command}, command
+    full = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(full.choices) == set(COMMANDS)
+    code = ("import sys\nfrom grader.cli import main\ntry:\n    main(['run', '--help'])\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('grader.quiz', "
+            "'grader.release'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().endswith("[]"), out
