@@ -2,11 +2,10 @@
 objects (plain data) and reads :class:`~grader.batch.jobs.Outcome` objects back as they finish.
 
 - :class:`LocalExecutor`: a thread pool in the coordinator's process. Each thread waits on its
-  job's sandboxed worker process (student code never runs in the coordinator) and runs the
-  trusted checks, sharing the run's reference work (one expected-value source per seed) with
-  the other threads: ``import torch`` and the reference outputs are paid once per batch. Where
-  it can (:func:`grader.isolation.pool.pool_available`), it keeps a warm pool of one zygote
-  per thread, so the workers' own ``import torch`` is paid once per thread too.
+  job's judging process (student code never runs in the coordinator, and the checks that read
+  its replies run elsewhere too): where it can (:func:`grader.isolation.pool.pool_available`),
+  it keeps a warm pool of one zygote and one warm judge per thread, so ``import torch`` is
+  paid once per thread, and the run's reference work once per run (its caches on disk).
 - :class:`grader.batch.dask_executor.DaskExecutor`: the same interface over a Dask
   ``distributed`` cluster (``--executor dask`` / ``dask-local``).
 
@@ -121,9 +120,10 @@ class LocalExecutor:
     workers are fresh and :attr:`warm_why` says why.
 
     ``judge``: judge each submission in its pool slot's unprivileged warm judge
-    (:mod:`grader.batch.judged`) rather than in this process. None (the default): wherever a
-    warm pool and the judge's sandbox can be had; False: in this process (:attr:`judges_why`
-    says why it is so)."""
+    (:mod:`grader.batch.judged`). None (the default): wherever a warm pool and the judge's
+    sandbox can be had; False: never (:attr:`judges_why` says why). Without one, each
+    submission is judged in a fresh bounded process of its own
+    (:func:`grader.batch.judged.run_fresh`); only under isolation "none" in this process."""
 
     name = "local"
 

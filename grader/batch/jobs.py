@@ -373,12 +373,23 @@ def _run_job(job: Job, scope: CancelScope, pid_dir: Path | None, expiry: _Expiry
                                "the submission's bytes with the task, or share the folder)",
                           started, t0, host)
         result = None
-        if judges is not None and pool is not None and options.worker.isolation != "none":
+        plain = {**DEFAULT_OPTIONS, **job.options}
+        sandboxed = options.worker.isolation != "none"
+        if judges is not None and pool is not None and sandboxed:
             from grader.batch.judged import run_judged
 
-            result = run_judged(job, folder, {**DEFAULT_OPTIONS, **job.options}, expiry, scope,
-                                pool, judges)
-        if result is None:  # no warm judge here: the checks run in this process
+            result = run_judged(job, folder, plain, expiry, scope, pool, judges)
+        if result is None and sandboxed:
+            # No warm judge here (--no-warm-pool, a Dask worker, a slot that could not serve):
+            # still judged in a bounded process of its own, never in this one.
+            from grader.batch.judged import run_fresh
+
+            result = run_fresh(job, folder, plain, expiry, scope, pid_dir,
+                               why="no warm pool" if pool is None else
+                               "no warm judges" if judges is None else "")
+        if result is None:
+            # Isolation "none": the student's code runs as the batch's own user anyway, so a
+            # judging process of its own would protect nothing; the checks run in this one.
             client_class = _client_class()
             client = client_class(folder, options.worker, pool=pool)
             client.scope, client.pid_dir, client.expiry = scope, pid_dir, expiry
@@ -389,7 +400,7 @@ def _run_job(job: Job, scope: CancelScope, pid_dir: Path | None, expiry: _Expiry
             finally:
                 scope.discard(client)
                 client.close()
-            result.environment.setdefault("judging", "in the batch's process")
+            result.environment.setdefault("judging", "in the batch's process (isolation none)")
         if scope.cancelled.is_set():
             return Outcome(job.key, job.student_id, "cancelled", None, "the batch was stopped")
         result.submission = job.student_id

@@ -1,4 +1,6 @@
-"""One batch job judged in its pool slot's warm judge, not in the batch's (root) process.
+"""One batch job judged outside the batch's (root) process: in its pool slot's warm judge, or,
+where no warm judge can serve it (``--no-warm-pool``, a Dask worker), in a fresh judging process
+of its own (:func:`run_fresh`, :func:`grader.grading.grade_bounded`).
 
 The root process then only launches sandboxes and reads bounded answers, as on ``grader run``'s
 path: the checks read the worker's replies in a child of the slot's warm judge
@@ -142,12 +144,70 @@ def run_judged(job: Any, folder: Path, options: dict[str, Any], expiry: Any, sco
         pool.checkin(slot)
 
 
+FRESH = ("in a fresh judging process of its own ({how}), as no warm judge could serve it"
+         "{why}")
+
+
+def run_fresh(job: Any, folder: Path, options: dict[str, Any], expiry: Any, scope: Any,
+              pid_dir: Path | None = None, why: str = "") -> Any:
+    """Grade ``folder`` in a judging process of its own (:func:`grader.grading.grade_bounded`:
+    the unprivileged judge where it can run, else a process with the batch's privileges), with
+    the job's time limit as its deadline. Costs one more ``import torch`` than a warm judge,
+    but a judging routine that hangs, blows its memory or crashes costs this submission's
+    result only, as there. The run's caches are made the judge uid's so that the reference work
+    is still shared; one it cannot write is left out (its outputs are then computed anew)."""
+    from grader.batch.jobs import grade_options
+    from grader.grading import grade_bounded
+    from grader.isolation.bounded import JudgeLimits, judge_available
+
+    judge = judge_available(options.get("isolation", "bwrap"))
+    writable: list[Path] = []
+    if judge:
+        for name in ("reference_cache", "checkpoint_cache"):
+            cache = options.get(name)
+            if cache and _judge_writable(Path(cache)):
+                writable.append(Path(cache).resolve())
+            else:
+                options = {**options, name: None}
+    graded = grade_options(options, job.seed)
+    handle = _Abort()
+
+    def started(proc: Any) -> None:
+        handle.proc = proc
+        if pid_dir is not None:  # the batch's reaper kills it should the batch die
+            try:
+                (pid_dir / str(proc.pid)).write_text("judge")
+            except OSError:
+                pass
+
+    expiry.client = handle
+    scope.add(handle)
+    try:
+        result = grade_bounded(folder, graded, JudgeLimits(timeout=expiry.limit), judge=judge,
+                               writable=writable, started=started)
+    finally:
+        scope.discard(handle)
+        if pid_dir is not None and handle.proc is not None:
+            (pid_dir / str(handle.proc.pid)).unlink(missing_ok=True)
+    if expiry.expired.is_set() or scope.cancelled.is_set():
+        return result
+    how = result.environment.get("judging", "")
+    result.environment["judging"] = FRESH.format(how=how, why=f": {why}" if why else "")
+    return result
+
+
 class _Abort:
     """What the job's deadline and the batch's cancel scope stop: the judge's running child
-    (and with it the judge sandbox, restarted for the next submission)."""
+    (and with it the judge sandbox, restarted for the next submission), or a fresh judging
+    process (its whole process group)."""
 
     judge: Any = None
+    proc: Any = None
 
     def abort(self) -> None:
         if self.judge is not None:
             self.judge.abort()
+        if self.proc is not None and self.proc.poll() is None:
+            from grader.isolation.client import kill_group
+
+            kill_group(self.proc)

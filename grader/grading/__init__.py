@@ -109,14 +109,18 @@ IN_PROCESS_ENTRY = "from grader.grading import _judge_main; _judge_main()"
 
 
 def grade_bounded(path: Path | str, options: GradeOptions | None = None,
-                  limits: Any = None, judge: bool | None = None) -> SubmissionResult:
+                  limits: Any = None, judge: bool | None = None,
+                  writable: list[Path] | tuple = (), started: Any = None) -> SubmissionResult:
     """:func:`grade` in its own judging process bounded in memory and time
     (:mod:`grader.isolation.bounded`): a hang or a memory blow-up while judging costs this
     submission's result (every check recorded as an error saying why), never the caller.
 
     ``judge``: run it as the unprivileged judge (its own uid and sandbox, workers started by a
     root launcher); None: wherever that is possible (root, bubblewrap, isolation not "none").
-    ``result.environment["judging"]`` says which."""
+    ``result.environment["judging"]`` says which. ``writable``: folders the judge writes at
+    their own paths besides its work area (a batch's caches, which must be the judge uid's).
+    ``started``: called with the judging process once it runs (see
+    :func:`~grader.isolation.bounded.run_bounded`: a batch stops it at the job's deadline)."""
     import pickle
 
     from grader.isolation import bounded
@@ -129,7 +133,7 @@ def grade_bounded(path: Path | str, options: GradeOptions | None = None,
     setting = None
     try:
         if judge:
-            setting = bounded.start_judge(options.worker, _readable_paths(options))
+            setting = bounded.start_judge(options.worker, _readable_paths(options), writable)
             given = Path(path).resolve()
             base = given if given.is_dir() else given.parent
             copy = copy_submission(base, setting.work_area)
@@ -137,11 +141,12 @@ def grade_bounded(path: Path | str, options: GradeOptions | None = None,
             early = _early_folder(inner)
             payload = (pickle.dumps((str(early), options.worker))
                        + pickle.dumps((str(inner), options)))  # trusted to judge: our own
-            data = bounded.run_bounded(JUDGE_ENTRY, payload, limits, judge=setting)
+            data = bounded.run_bounded(JUDGE_ENTRY, payload, limits, judge=setting,
+                                       started=started)
             how = setting.description
         else:
             data = bounded.run_bounded(IN_PROCESS_ENTRY, pickle.dumps((str(path), options)),
-                                       limits)
+                                       limits, started=started)
             how = "in a bounded process with the grader's privileges"
         result = SubmissionResult.from_dict(data)
         result.submission = str(path)

@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,13 +98,15 @@ def judge_available(isolation: str) -> bool:
             and sandbox.isolation_available()[0])
 
 
-def start_judge(settings: WorkerSettings, ro_paths: list[Path] | tuple = ()) -> Judge:
+def start_judge(settings: WorkerSettings, ro_paths: list[Path] | tuple = (),
+                rw_paths: list[Path] | tuple = ()) -> Judge:
     """A work area and a started launcher whose caps are ``settings``' limits and threads.
     ``ro_paths``: host folders or files the judge reads besides the grader's project (fixtures,
-    a weights file); they keep their own permissions."""
+    a weights file); they keep their own permissions. ``rw_paths``: folders it writes besides
+    its work area (a batch's caches; they must be the judge uid's)."""
     from grader.isolation.launcher import Launcher
 
-    setting = judge_setting(settings.threads, ro_paths)
+    setting = judge_setting(settings.threads, ro_paths, rw_paths)
     setting.launcher = Launcher(setting.work_area, settings.limits, settings.threads,
                                 isolation="bwrap", lease_wait=settings.start_timeout,
                                 lend=setting.checkpoint_cache).start()
@@ -206,13 +209,16 @@ def _import_path(project: Path) -> tuple[str, ...]:
 
 
 def run_bounded(entry: str, payload: bytes, limits: JudgeLimits = JudgeLimits(),
-                env: dict[str, str] | None = None, judge: Judge | None = None) -> dict[str, Any]:
+                env: dict[str, str] | None = None, judge: Judge | None = None,
+                started: Callable[[subprocess.Popen], None] | None = None) -> dict[str, Any]:
     """Run ``python -c entry`` with ``payload`` on stdin; the child writes one JSON object with
     :func:`write_result`. Returns that object, its strings cut to bounds. With ``judge``, the
     child is the unprivileged judge (its own sandbox, uid, work area; its launcher's socket on
-    ``$GRADER_LAUNCHER_FD``)."""
+    ``$GRADER_LAUNCHER_FD``). ``started`` is given the child as soon as it runs, leader of a
+    process group of its own: a batch stops it from another thread (its deadline, a cancel),
+    which ends this call with :class:`JudgingFailed`."""
     if judge is not None:
-        return _run_judge(entry, payload, limits, env, judge)
+        return _run_judge(entry, payload, limits, env, judge, started)
     out = tempfile.NamedTemporaryFile(prefix="grader-judge-", suffix=".json", delete=False)
     out.close()
 
@@ -228,6 +234,8 @@ def run_bounded(entry: str, payload: bytes, limits: JudgeLimits = JudgeLimits(),
         proc = subprocess.Popen([sys.executable, "-c", entry], stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 env=child_env, preexec_fn=preexec, start_new_session=True)
+        if started is not None:
+            started(proc)
         try:
             _, err = proc.communicate(payload, timeout=limits.timeout)
         except subprocess.TimeoutExpired:
@@ -248,7 +256,8 @@ def run_bounded(entry: str, payload: bytes, limits: JudgeLimits = JudgeLimits(),
 
 
 def _run_judge(entry: str, payload: bytes, limits: JudgeLimits, env: dict[str, str] | None,
-               judge: Judge) -> dict[str, Any]:
+               judge: Judge, started: Callable[[subprocess.Popen], None] | None
+               ) -> dict[str, Any]:
     from grader.isolation import sandbox
     from grader.isolation.launcher import JUDGE_UID, LAUNCHER_FD_ENV
 
@@ -272,6 +281,8 @@ def _run_judge(entry: str, payload: bytes, limits: JudgeLimits, env: dict[str, s
             launch.cleanup()
             raise JudgingFailed(f"the judging process could not be started: {exc}") from None
         judge.launcher.judge_started()  # its exit now reads as a hang-up in the launcher
+        if started is not None:
+            started(proc)
         try:
             try:
                 _, err = proc.communicate(payload, timeout=limits.timeout)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
+from grader.isolation.launcher import JUDGE_UID
+from grader.isolation.pool import processes_of_uid
 from grader.isolation.sandbox import isolation_available
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,3 +74,34 @@ def processes_mentioning(text: str) -> list[int]:
 def copy_class(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+def _descends_from_us(pid: int) -> bool:
+    """Whether ``pid`` was started (at any depth) by this test process: the judges of other
+    test processes running at the same time (same judge uid) are not this test's."""
+    me = os.getpid()
+    for _ in range(64):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid == me:
+            return True
+        if pid <= 1:
+            return False
+    return False
+
+
+def our_judges() -> list[int]:
+    """The processes of the judge uid that this test process started."""
+    return [pid for pid in processes_of_uid(JUDGE_UID) if _descends_from_us(pid)]
+
+
+def no_judge_processes() -> bool:
+    """Whether every judge process this test process started has ended."""
+    # A killed judge sandbox's processes die with it, a moment later.
+    deadline = time.monotonic() + 10
+    while our_judges() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return our_judges() == []

@@ -1,6 +1,6 @@
 """A batch's warm judges: each submission is judged in a child forked from its pool slot's
 unprivileged judge, not in the batch's root process; whatever goes wrong in a child costs that
-submission only, and the verdicts are those of judging in the batch's process."""
+submission only, and the verdicts are those of a fresh judging process per submission."""
 
 from __future__ import annotations
 
@@ -10,14 +10,20 @@ import time
 from pathlib import Path
 
 import pytest
-from batch_helpers import CORRECT_ATTENTION, NO_SCALE_ATTENTION, NO_SCALE_FAILS, student
+from batch_helpers import (
+    CORRECT_ATTENTION,
+    NO_SCALE_ATTENTION,
+    NO_SCALE_FAILS,
+    no_judge_processes,
+    student,
+)
 
 from grader.batch.executors import LocalExecutor
 from grader.batch.jobs import Job
 from grader.isolation import bounded
 from grader.isolation.client import WorkerSettings
 from grader.isolation.launcher import JUDGE_UID, Launcher
-from grader.isolation.pool import pool_available, processes_of_uid
+from grader.isolation.pool import pool_available
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -28,35 +34,6 @@ def _need_judges() -> None:
         pytest.skip(f"no warm pool here: {why}")
     if not bounded.judge_available("auto"):
         pytest.skip("the unprivileged judge needs root and a working bubblewrap")
-
-
-def _descends_from_us(pid: int) -> bool:
-    """Whether ``pid`` was started (at any depth) by this test process: the judges of other
-    test processes running at the same time (same judge uid) are not this test's."""
-    me = os.getpid()
-    for _ in range(64):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                pid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            return False
-        if pid == me:
-            return True
-        if pid <= 1:
-            return False
-    return False
-
-
-def _our_judges() -> list[int]:
-    return [pid for pid in processes_of_uid(JUDGE_UID) if _descends_from_us(pid)]
-
-
-def _no_judge_processes() -> bool:
-    # A killed judge sandbox's processes die with it, a moment later.
-    deadline = time.monotonic() + 10
-    while _our_judges() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return _our_judges() == []
 
 
 def _verdicts(outcome) -> list[tuple]:
@@ -77,7 +54,7 @@ def _run(jobs: list[Job], **kwargs) -> tuple[list, LocalExecutor]:
     return outcomes, ex
 
 
-def test_a_batch_is_judged_in_warm_judges_with_the_verdicts_of_the_batch_process(tmp_path):
+def test_a_batch_is_judged_in_warm_judges_with_the_verdicts_of_fresh_judges(tmp_path):
     _need_judges()
     cls = tmp_path / "class"
     options = {"assignments": ["attention"], "threads": 1, "isolation": "auto"}
@@ -87,18 +64,19 @@ def test_a_batch_is_judged_in_warm_judges_with_the_verdicts_of_the_batch_process
                                              ("cat", CORRECT_ATTENTION)])]
     judged, ex = _run(jobs)
     assert ex.judges is not None, ex.judges_why
-    in_process, _ = _run(jobs, judge=False)
-    for o in judged + in_process:
+    fresh, _ = _run(jobs, judge=False)
+    for o in judged + fresh:
         assert o.kind == "graded", o.message
-        assert o.result["environment"]["isolation"].startswith("bubblewrap (warm pool")
     for o in judged:
+        assert o.result["environment"]["isolation"].startswith("bubblewrap (warm pool")
         assert o.result["environment"]["judging"].startswith(
             f"in a warm judge's child: unprivileged uid {JUDGE_UID}")
-    for o in in_process:
-        assert o.result["environment"]["judging"] == "in the batch's process"
-    assert [_verdicts(o) for o in judged] == [_verdicts(o) for o in in_process]
+    for o in fresh:  # never in the batch's own process
+        assert o.result["environment"]["judging"].startswith(
+            f"in a fresh judging process of its own (unprivileged uid {JUDGE_UID}")
+    assert [_verdicts(o) for o in judged] == [_verdicts(o) for o in fresh]
     assert [_failed(o) for o in judged] == [set(), NO_SCALE_FAILS, set()]
-    assert _no_judge_processes()  # every judge ended with the batch
+    assert no_judge_processes()  # every judge ended with the batch
 
 
 def test_a_judging_child_past_the_job_time_limit_costs_that_submission_only(tmp_path):
@@ -125,7 +103,7 @@ def test_a_judging_child_past_the_job_time_limit_costs_that_submission_only(tmp_
     messages = {c["message"] for a in slow_o.result["assignments"] for c in a["checks"]}
     assert any("time limit of 3 s" in m for m in messages), messages
     assert starts == 2  # the stuck child's judge was killed; the next submission got a new one
-    assert _no_judge_processes()
+    assert no_judge_processes()
 
 
 # ------------------------------------------------------------- the warm judge itself, unit
@@ -151,7 +129,7 @@ def warm_judge():
     judge = WarmJudge(ENTRY, bounded.judge_setting(1))
     yield judge
     judge.close()
-    assert _no_judge_processes()
+    assert no_judge_processes()
 
 
 def _judge(judge, payload: bytes, **limits) -> dict:
