@@ -77,11 +77,14 @@ class Reaper:
 
 def start_reaper(root: Path) -> Reaper:
     """Start the reaper of ``root`` (see the module docstring)."""
+    from grader.isolation.bounded import trusted_python
+
+    argv, env = trusted_python("-m", "grader.batch.cleanup", str(root),
+                               env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "grader.batch.cleanup", str(root)], stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            close_fds=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True,
+                                close_fds=True, env=env)
     except OSError:
         return Reaper(None, root)
     return Reaper(proc, root)

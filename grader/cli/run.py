@@ -156,17 +156,19 @@ def _build_checkpoint_cache() -> None:
     judged run whose judge found it missing there (it built a private one and cannot write the
     cache): the next ``grader run`` loads it instead of building it again (~1 s). The judge's
     word only starts this build; what is built is the grader's own seeded checkpoint. Any
-    failure (a full disk, a read-only home) leaves the cache as it was."""
+    failure (a full disk, a read-only home, Ctrl-C) leaves the cache as it was, and a cache
+    the judge could not read (a strict umask) is made readable by it for the next run."""
     import subprocess
 
-    code = ("from grader.checks.gpt2_loading.full_size import build_user_cache; "
-            "build_user_cache()")
+    from grader.isolation.bounded import trusted_python
+
+    argv, env = trusted_python("-c", "from grader.checks.gpt2_loading.full_size import "
+                               "build_user_cache; build_user_cache()")
     try:
-        subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600,
-                       check=False)
-    except (OSError, subprocess.SubprocessError):
-        pass
+        subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=600, check=False)
+    except (OSError, subprocess.SubprocessError, KeyboardInterrupt):
+        pass  # the grading's outputs are written: an interrupted build is only not cached
 
 
 def _judge_body(worker, rest: bytes) -> None:

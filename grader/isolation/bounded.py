@@ -197,6 +197,20 @@ def unreadable_for_judge(paths: list[Path]) -> list[Path]:
     return out
 
 
+def trusted_python(*args: str, env: dict[str, str] | None = None
+                   ) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment of a trusted Python child of the grader (``"-c", code`` or
+    ``"-m", module``). Why: ``-c`` and ``-m`` put the current folder first on the import path,
+    and an instructor may well start the grader inside a student's folder, whose ``numpy.py``
+    would then run as the grader (as root, even). ``-P`` keeps that folder off the path, and
+    ``PYTHONPATH`` names this grader's project first, so the child imports the same grader
+    wherever it starts."""
+    project = Path(__file__).resolve().parents[2]
+    child = dict(os.environ if env is None else env)
+    child["PYTHONPATH"] = os.pathsep.join(_import_path(project))
+    return [sys.executable, "-P", *args], child
+
+
 def _import_path(project: Path) -> tuple[str, ...]:
     """``project`` first, then the existing folders of ``$PYTHONPATH`` (resolved, no repeats)."""
     out = [str(project)]
@@ -228,10 +242,10 @@ def run_bounded(entry: str, payload: bytes, limits: JudgeLimits = JudgeLimits(),
         # No RLIMIT_FSIZE: the sandboxes it starts inherit it, and the grader writes checkpoints
         # of hundreds of MB for them; the results file is size-checked instead.
 
-    child_env = dict(os.environ if env is None else env)
+    argv, child_env = trusted_python("-c", entry, env=env)
     child_env["GRADER_JUDGE_OUT"] = out.name
     try:
-        proc = subprocess.Popen([sys.executable, "-c", entry], stdin=subprocess.PIPE,
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 env=child_env, preexec_fn=preexec, start_new_session=True)
         if started is not None:
@@ -268,7 +282,7 @@ def _run_judge(entry: str, payload: bytes, limits: JudgeLimits, env: dict[str, s
         extra = {**judge.env, **(env or {}), LAUNCHER_FD_ENV: str(sock),
                  OUT_FD_ENV: str(out.fileno()),
                  "PYTHONPATH": os.pathsep.join(judge.import_path)}
-        launch = sandbox.plan_judge([sys.executable, "-c", entry], uid=JUDGE_UID,
+        launch = sandbox.plan_judge([sys.executable, "-P", "-c", entry], uid=JUDGE_UID,
                                     work_area=judge.work_area, ro_paths=judge.ro_paths,
                                     rw_paths=judge.rw_paths, threads=judge.threads, env=extra,
                                     pass_fds=(sock, out.fileno()))

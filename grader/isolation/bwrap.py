@@ -52,6 +52,26 @@ def core_flags() -> list[str]:
     ]
 
 
+_BIND_FD: dict[str, bool] = {}
+
+
+def binds_by_descriptor() -> bool:
+    """Whether this machine's bubblewrap has ``--ro-bind-fd`` (upstream since 0.10, and in some
+    distributions' older builds): asked of ``bwrap --help`` once per process. Without it the
+    launcher binds folders by name, as before (ARCHITECTURE, "Renames in the work area")."""
+    import subprocess
+
+    exe = shutil.which("bwrap") or ""
+    if exe not in _BIND_FD:
+        try:
+            out = subprocess.run([exe, "--help"], capture_output=True, timeout=10,
+                                 stdin=subprocess.DEVNULL)
+            _BIND_FD[exe] = b"--ro-bind-fd" in out.stdout + out.stderr
+        except (OSError, subprocess.SubprocessError):
+            _BIND_FD[exe] = False
+    return _BIND_FD[exe]
+
+
 def system_binds() -> list[str]:
     """Read-only binds of ``/usr`` and the system directories (their symlinks recreated)."""
     args: list[str] = []
@@ -154,9 +174,10 @@ class BwrapArgs:
     def ro_bind(self, host: str, dest: str) -> None:
         pinned = self.pinned.get(os.path.abspath(host))
         if pinned is not None:
-            # A folder the caller holds open (O_PATH): bound through its descriptor, never
-            # looked up by name again, so a rename or a symlink swapped in after the caller's
-            # check cannot redirect the bind. (Its mode is its own: it is not opened up.)
+            # A folder the caller holds open (O_PATH): bound through its descriptor. bwrap
+            # mounts the path /proc/self/fd/N names and refuses it unless device and inode are
+            # the descriptor's, so a rename or a symlink swapped in after the caller's check
+            # fails the launch instead of redirecting the bind. (Its mode is its own.)
             fd, real = pinned
             self.ensure_parents(dest)
             self.args += ["--ro-bind-fd", str(fd), dest]

@@ -41,7 +41,7 @@ from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
-from grader.isolation import leases, sandbox
+from grader.isolation import bwrap, leases, sandbox
 from grader.isolation.limits import Limits
 
 # The judge's uid: below every slot's (60000 + slot), owned by nothing else on the machine.
@@ -94,6 +94,94 @@ def hold_folder(real: Path) -> int:
         os.close(fd)
         raise LaunchRefused(f"{real} changed while it was being checked")
     return fd
+
+
+class TooLarge(LaunchRefused):
+    """A folder to copy holds more bytes than the copy may."""
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def copy_held(real: Path, target: Path, max_bytes: int) -> None:
+    """Copy the folder ``real`` (checked and resolved) into the folder ``target`` (made if
+    missing; else empty, and root's) as root,
+    walking descriptors and never following a symlink: symlinks are copied as symlinks,
+    special files left out, folders gain r-x and files r for everyone.
+
+    Why not ``shutil.copytree``: it reopens every folder by name, so a judge that owns the
+    source could swap a folder for a symlink to ``/root`` between the listing and the descent,
+    and root would copy what the link names where the judge's worker reads it. Here every
+    folder is opened relative to its parent's descriptor with ``O_NOFOLLOW``, and the top one
+    is refused unless ``/proc/self/fd`` names exactly the checked path. Past ``max_bytes``
+    copied: :class:`TooLarge`. Any failure removes the partial copy."""
+    import stat as st
+
+    try:
+        top = os.open(real, _DIR_FLAGS)
+    except OSError as exc:
+        raise LaunchRefused(f"{real} cannot be opened: {exc.strerror}") from None
+    try:
+        os.mkdir(target, 0o755)
+    except FileExistsError:
+        if os.listdir(target):
+            os.close(top)
+            raise LaunchRefused(f"{target} is not empty") from None
+    copied = 0
+    stack = [(top, target)]
+    try:
+        if os.readlink(f"/proc/self/fd/{top}") != str(real):
+            raise LaunchRefused(f"{real} changed while it was being checked")
+        while stack:
+            fd, dest = stack.pop()
+            try:
+                os.chmod(dest, os.stat(fd).st_mode & 0o7777 | 0o555)
+                for name in os.listdir(fd):
+                    mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+                    if st.S_ISLNK(mode):
+                        os.symlink(os.readlink(name, dir_fd=fd), dest / name)
+                    elif st.S_ISDIR(mode):
+                        sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                        os.mkdir(dest / name, 0o755)
+                        stack.append((sub, dest / name))
+                    elif st.S_ISREG(mode):
+                        copied += _copy_file(fd, name, dest / name, max_bytes - copied)
+            finally:
+                os.close(fd)
+    except BaseException:
+        for fd, _ in stack:
+            os.close(fd)
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+def _copy_file(dir_fd: int, name: str, dest: Path, room: int) -> int:
+    """Copy the regular file ``name`` of ``dir_fd`` (never a symlink; a FIFO or device swapped
+    in after the listing is refused by the check on the opened file) to ``dest``; its size."""
+    import stat as st
+
+    src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                  dir_fd=dir_fd)
+    try:
+        info = os.fstat(src)
+        if not st.S_ISREG(info.st_mode):
+            raise LaunchRefused(f"{name} is no longer a regular file")
+        if info.st_size > room:
+            raise TooLarge("more than the copy's limit")
+        out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                      info.st_mode & 0o7777 | 0o444)
+        try:
+            size = 0
+            while chunk := os.read(src, 1 << 20):
+                size += len(chunk)
+                if size > room:  # grew since the fstat
+                    raise TooLarge("more than the copy's limit")
+                os.write(out, chunk)
+        finally:
+            os.close(out)
+        return size
+    finally:
+        os.close(src)
 
 
 def capped_limits(asked: dict[str, Any], cap: Limits) -> Limits:
@@ -248,7 +336,7 @@ class Launcher:
         # root's, so the judge cannot swap submission/ or data/ under the zygote.
         os.chmod(folder, 0o711)
         os.chown(folder / "data", JUDGE_UID, JUDGE_UID)
-        self._job_folders[str(folder / "data")] = folder
+        self._job_folders[os.path.realpath(folder / "data")] = folder  # as _launch looks up
         return str(folder / "data")
 
     def _slot(self) -> leases.SlotLease:
@@ -266,7 +354,9 @@ class Launcher:
             if isinstance(msg.get("data_dir"), str) else None
         if self._pool_slot is not None and pooled is None:
             raise LaunchRefused("a data folder this launcher did not hand out")
-        data_dir = pooled / "data" if pooled is not None else \
+        # Resolved (a TMPDIR reached through a symlink): hold_folder compares what the kernel
+        # opened with this very path.
+        data_dir = Path(os.path.realpath(pooled / "data")) if pooled is not None else \
             inside_area(msg["data_dir"], self.work_area)
         submission = self._submission(msg["submission"], data_dir)
         if submission == data_dir:
@@ -286,10 +376,11 @@ class Launcher:
         lease = self._slot()
         lend = [(self.lend, client.SANDBOX_LENT)] if self.lend is not None else []
         # Both folders lie in the judge's own work area, which the judge can rename in: bound
-        # through descriptors held since the check (hold_folder), never looked up again.
+        # through descriptors held since the check (hold_folder; bwrap then checks that what
+        # it mounts is that folder). A bwrap without --ro-bind-fd binds them by name.
         held: dict[str, tuple[int, str]] = {}
         try:
-            for folder in {submission, data_dir}:
+            for folder in {submission, data_dir} if bwrap.binds_by_descriptor() else ():
                 held[str(folder)] = (hold_folder(folder), str(folder))
         except BaseException:
             _close_held(held)
@@ -345,16 +436,22 @@ class Launcher:
         staged = folder / "submission"
         # The zygote sees only the job folder: the submission is copied in (once: a restarted
         # worker serves the same copy), root-owned, so the judge cannot change it afterwards.
+        # The judge owns the folder copied from, so the copy walks descriptors (copy_held).
         if self._copied.get(str(folder)) != str(submission):
             if self._copied.get(str(folder)) is not None:
                 raise LaunchRefused("one data folder serves one submission folder")
-            if client._tree_bytes(submission, client.STAGING_MAX_BYTES) \
-                    > client.STAGING_MAX_BYTES:
+            try:
+                copy_held(submission, staged, client.STAGING_MAX_BYTES)
+            except TooLarge:
                 from grader.isolation.pool import PoolUnavailable
 
                 raise PoolUnavailable(f"the submission is larger than "
-                                      f"{client.STAGING_MAX_BYTES // 2**20} MB: graded in place")
-            client._readable_copy(submission, staged)
+                                      f"{client.STAGING_MAX_BYTES // 2**20} MB: graded in "
+                                      f"place") from None
+            except OSError as exc:
+                if isinstance(exc, LaunchRefused):
+                    raise
+                raise LaunchRefused(f"the submission could not be copied: {exc}") from None
             self._copied[str(folder)] = str(submission)
         seen = {str(folder / "data"): client.SANDBOX_DATA, str(staged): "/submission"}
 

@@ -102,7 +102,7 @@ class WarmJudge:
                "PYTHONPATH": os.pathsep.join(self.setting.import_path)}
         started = time.monotonic()
         try:
-            launch = sandbox.plan_judge([sys.executable, "-c", self.entry], uid=JUDGE_UID,
+            launch = sandbox.plan_judge([sys.executable, "-P", "-c", self.entry], uid=JUDGE_UID,
                                         work_area=self.setting.work_area,
                                         ro_paths=self.setting.ro_paths,
                                         rw_paths=self.setting.rw_paths,

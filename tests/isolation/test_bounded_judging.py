@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import pytest
@@ -382,3 +383,53 @@ def test_a_fresh_worker_reads_a_lent_folder_in_place(tmp_path, isolation):
     else:  # no sandbox: the worker reads host paths, and nothing stops it writing
         assert seen == str((lent / "ckpt-x" / "config.json").resolve())
         assert outside == str((sub / "peek.py").resolve())
+
+
+# A module that, imported by mistake from the folder the grader was started in, says so.
+PLANTED = ("import pathlib\n"
+           "pathlib.Path(__file__).with_name('ran-as-the-grader').write_text('x')\n"
+           "raise ImportError('the planted module was imported')\n")
+
+
+def _plant(folder, *names):
+    folder.mkdir(exist_ok=True)
+    for name in names:
+        (folder / f"{name}.py").write_text(PLANTED)
+    return folder / "ran-as-the-grader"
+
+
+def test_trusted_children_never_import_from_the_folder_they_start_in(tmp_path, monkeypatch):
+    """An instructor may start the grader inside a student's folder: the grader's own Python
+    children (bounded judging, the checkpoint build, the batch's reaper) must not import that
+    folder's ``torch.py`` or ``json.py`` in place of the real ones."""
+    import subprocess
+
+    from grader.isolation.bounded import trusted_python
+
+    marker = _plant(tmp_path / "student", "torch", "json", "safetensors")
+    monkeypatch.chdir(tmp_path / "student")
+    for args in (["-c", "import json, torch, grader.grading"],
+                 ["-m", "grader.batch.cleanup", "--help"]):
+        argv, env = trusted_python(*args)
+        subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=120)
+        assert not marker.exists(), args
+    # What the old command line did, for contrast: the planted module ran.
+    subprocess.run([sys.executable, "-c", "import json"], capture_output=True, timeout=60)
+    assert marker.exists()
+
+
+def test_a_bounded_grading_started_in_a_students_folder_imports_nothing_of_it(tmp_path,
+                                                                             monkeypatch):
+    from pathlib import Path
+
+    from grader import grading
+    from grader.isolation.client import WorkerSettings
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "correct"
+    marker = _plant(tmp_path / "here", "torch", "json")
+    monkeypatch.chdir(tmp_path / "here")
+    result = grading.grade_bounded(example, grading.GradeOptions(
+        assignments=["attention"], worker=WorkerSettings(threads=1)), judge=False)
+    assert not marker.exists()
+    assert result.score == result.max_score > 0

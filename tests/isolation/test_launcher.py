@@ -211,3 +211,84 @@ def test_a_folder_renamed_after_the_check_is_refused_or_bound_as_checked(tmp_pat
     # No descriptor of the host (the held folder's above all) reaches the sandboxed code:
     # only stdio and the one listdir had open.
     assert len(fds) <= 4 and {"0", "1", "2"} <= set(fds), fds
+
+
+# ------------------------------------------------------------------ copying a judge's folder
+
+
+def _tree(tmp_path):
+    src = tmp_path / "src"
+    (src / "pkg").mkdir(parents=True)
+    (src / "attention.py").write_text("A = 1\n")
+    os.chmod(src / "attention.py", 0o600)
+    (src / "pkg" / "util.py").write_text("B = 2\n")
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "key").write_text("root's secret")
+    os.symlink(secret, src / "link")
+    os.mkfifo(src / "fifo")
+    return src, secret
+
+
+def test_copy_held_copies_files_and_folders_keeps_symlinks_as_links(tmp_path):
+    src, secret = _tree(tmp_path)
+    out = tmp_path / "out"
+    launcher.copy_held(src.resolve(), out, 10_000)
+    assert (out / "attention.py").read_text() == "A = 1\n"
+    assert os.stat(out / "attention.py").st_mode & 0o444 == 0o444  # readable by the worker
+    assert (out / "pkg" / "util.py").read_text() == "B = 2\n"
+    assert os.path.islink(out / "link") and os.readlink(out / "link") == str(secret)
+    assert not (out / "fifo").exists()  # a FIFO would block; a worker has no use for it
+    assert sorted(os.listdir(out)) == ["attention.py", "link", "pkg"]
+
+
+def test_copy_held_never_follows_a_folder_swapped_for_a_symlink(tmp_path, monkeypatch):
+    """The race a judge that owns the source could run: ``pkg`` is listed as a folder, then
+    replaced by a symlink to a secret folder before the copy descends into it."""
+    import shutil
+
+    src, secret = _tree(tmp_path)
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):
+        got = real_stat(path, *args, **kwargs)
+        if path == "pkg" and not (src / "pkg").is_symlink():  # checked: a folder; now swap
+            shutil.rmtree(src / "pkg")
+            os.symlink(secret, src / "pkg")
+        return got
+
+    monkeypatch.setattr(launcher.os, "stat", stat)
+    out = tmp_path / "out"
+    try:
+        with pytest.raises(OSError):
+            launcher.copy_held(src.resolve(), out, 10_000)
+    finally:
+        monkeypatch.setattr(launcher.os, "stat", real_stat)
+    assert (src / "pkg").is_symlink()  # the swap did happen
+    assert not out.exists()  # refused, and the partial copy is gone
+    hits = [p for p in tmp_path.rglob("key") if p.parent != secret and not p.is_symlink()]
+    assert hits == []
+
+
+def test_copy_held_refuses_a_symlinked_top_and_stops_past_its_limit(tmp_path):
+    src, _ = _tree(tmp_path)
+    os.symlink(src, tmp_path / "alias")
+    with pytest.raises(launcher.LaunchRefused):
+        launcher.copy_held(tmp_path / "alias", tmp_path / "out1", 10_000)
+    (src / "big.bin").write_bytes(b"x" * 5000)
+    with pytest.raises(launcher.TooLarge):
+        launcher.copy_held(src.resolve(), tmp_path / "out2", 4000)
+    assert not (tmp_path / "out2").exists()
+
+
+def test_binding_by_descriptor_is_used_only_where_bubblewrap_has_it(tmp_path, monkeypatch):
+    from grader.isolation import bwrap
+
+    for name, helptext, expected in (("old", "--ro-bind SRC DEST", False),
+                                     ("new", "--ro-bind-fd FD DEST", True)):
+        fake = tmp_path / name / "bwrap"
+        fake.parent.mkdir()
+        fake.write_text(f"#!/bin/sh\necho 'usage: bwrap'\necho '    {helptext}'\n")
+        fake.chmod(0o755)
+        monkeypatch.setattr(bwrap.shutil, "which", lambda _n, f=fake: str(f))
+        assert bwrap.binds_by_descriptor() is expected, name
