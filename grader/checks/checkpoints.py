@@ -185,8 +185,21 @@ def write_safetensors(path: Path, names_and_shapes: list[tuple[str, tuple[int, .
         offset += n
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)  # the data starts 8-byte aligned
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as f:
+    # A name of its own (two processes may build the same checkpoint at once), removed on any
+    # failure: a full disk or a killed build leaves no half file behind.
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        _write_into(os.fdopen(fd, "wb"), raw, names_and_shapes, tensors)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_into(f, raw: bytes, names_and_shapes: list[tuple[str, tuple[int, ...]]],
+                tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+    with f:
         f.write(struct.pack("<Q", len(raw)))
         f.write(raw)
         for (name, size), (got, tensor) in zip(names_and_shapes, tensors, strict=True):
@@ -196,7 +209,6 @@ def write_safetensors(path: Path, names_and_shapes: list[tuple[str, tuple[int, .
             # In pieces: one write() of a 150 MB tensor takes ~6x longer than 16 MB writes.
             for start in range(0, len(data), _WRITE_CHUNK):
                 f.write(data[start:start + _WRITE_CHUNK])
-    os.replace(tmp, path)
 
 
 def write_checkpoint(folder: Path, shape: HFShape, seed: int, std: float = 0.02, *,
@@ -296,11 +308,16 @@ class CheckpointStore:
         if not ((folder / CONFIG).is_file()
                 and _whole_file(folder / SAFETENSORS, shape, layout)):
             write_checkpoint(folder, shape, seed, std, **layout)
+        # Readable by the worker's uid once linked into its folder, and a kept store by the
+        # judge's uid it is lent to (whatever the builder's umask). Only where needed: a folder
+        # lent read-only (another user's files) is used as it is.
         for item in folder.iterdir():
-            # Readable by the worker's uid once linked into its folder. Only where needed: a
-            # folder lent read-only (another user's files) is used as it is.
-            if item.stat().st_mode & 0o777 != 0o644:
+            if item.stat().st_mode & 0o444 != 0o444:
                 item.chmod(0o644)
+        if self._given is not None:
+            for d in (self._root, folder):
+                if d.stat().st_mode & 0o555 != 0o555:
+                    d.chmod(0o755)
         return folder
 
     @property

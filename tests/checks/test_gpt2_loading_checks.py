@@ -453,6 +453,31 @@ def test_kept_store_rebuilds_a_cut_file_and_gives_way_when_it_cannot_write(tmp_p
         assert tmp_path not in folder.parents
 
 
+def test_a_failed_build_leaves_no_half_file_and_a_strict_umask_no_unreadable_store(tmp_path):
+    """A build that fails midway removes its temporary file (workers are lent the store), and a
+    kept store built under umask 077 is still readable by the judge and workers it is lent to
+    (folders 0755, files 0644)."""
+    shape = ck.HFShape(n_positions=8, vocab_size=11, n_layer=1, n_head=2, n_embd=4)
+    folder = tmp_path / "failed"
+    folder.mkdir()
+    names = [("a", (2,)), ("b", (3,))]
+    with pytest.raises(ValueError):
+        ck.write_safetensors(folder / ck.SAFETENSORS, names,
+                             [("a", torch.zeros(2)), ("b", torch.zeros(4))])  # b: wrong shape
+    assert list(folder.iterdir()) == []
+
+    old = os.umask(0o077)
+    try:
+        built = ck.CheckpointStore(tmp_path / "strict").checkpoint(shape, seed=1)
+    finally:
+        os.umask(old)
+    for d in (tmp_path / "strict", built):
+        assert d.stat().st_mode & 0o777 == 0o755, d
+    for f in built.iterdir():
+        assert f.stat().st_mode & 0o444 == 0o444, f
+    assert not [f for f in built.iterdir() if f.name.endswith(".part")]
+
+
 def test_user_cache_dir_follows_xdg(tmp_path):
     got = ck.user_cache_dir({"XDG_CACHE_HOME": str(tmp_path)})
     assert got == tmp_path / "grader" / "checkpoints"

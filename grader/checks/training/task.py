@@ -8,9 +8,10 @@ import torch.nn.functional as F
 
 from grader.checks.harness import seeded
 
-# Stage 12's task: "Max ( 1 , 6 , 2 ) = 6" and its answer, one example per line. 20 tokens:
-# the digits are their own ids 0..9 (so an answer is a digit id), then the five operations and
-# the syntax.
+# Stage 12's task: "Max ( 1 , 6 , 2 ) = 6" and its answer, one example per line. 20 symbols:
+# the digits, the five operations and the syntax. TOKEN gives each symbol's canonical id; the
+# ids a probe's data uses are a seeded permutation of these (see task_data), so an answer is
+# any of the 20 ids, not a digit's own.
 OPS = ("Max", "Min", "First", "Second", "Last")
 VOCAB = tuple(str(d) for d in range(10)) + OPS + ("(", ",", ")", "=", "\n")
 TOKEN = {t: i for i, t in enumerate(VOCAB)}
