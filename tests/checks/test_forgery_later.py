@@ -70,6 +70,53 @@ def test_a_loop_bug_that_forges_its_record_gains_nothing(tmp_path):
     assert honest["loop_zero_grad"] == 0 and sum(honest.values()) > 0
 
 
+# The worker's report of the student's schedule, rewritten to zeros, and get_lr answering 0
+# when train calls it: the replay's reference AdamW then trains nothing either.
+ZERO_SCHEDULE = '''
+
+import sys as _sys
+
+import grader.worker.training as _wt
+
+_wt._schedule = lambda session, config: torch.zeros(int(config["max_steps"]),
+                                                    dtype=torch.float64)
+_real_get_lr = get_lr
+
+
+def get_lr(step, **kw):
+    return 0.0 if _sys._getframe(1).f_code.co_name == "train" else _real_get_lr(step, **kw)
+'''
+
+
+@pytest.mark.parametrize("lie", ["zero_schedule", "tiny_schedule"])
+def test_a_loop_that_never_steps_gains_nothing_by_claiming_it_trained_at_lr_zero(tmp_path,
+                                                                                  lie):
+    """No optimizer.step(): the honest loop loses the optimizer's checks. Claiming a schedule
+    that trains nothing (zeros, or 1e-12) made the replayed reference a no-op too, so the
+    same loop passed as correct; it must score what the honest one does, not more."""
+    edits = {"training": [("        optimizer.step()\n", "")]}
+    honest = _loop_scores(plant(tmp_path, edits, name="honest"))
+    forged = plant(tmp_path, edits, name="forged")
+    text = ZERO_SCHEDULE if lie == "zero_schedule" else ZERO_SCHEDULE.replace(
+        "torch.zeros(", "1e-12 * torch.ones(").replace("return 0.0 if", "return 1e-12 if")
+    with open(forged / "training.py", "a") as f:
+        f.write(text)
+    got = _loop_scores(forged)
+    assert sum(got.values()) <= sum(honest.values()), (got, honest)
+    for check in ("loop_optimizer", "loop_zero_grad", "loop_clipping"):
+        assert got[check] == 0, (check, got)
+
+
+def test_a_correct_loop_with_a_wrong_schedule_is_still_judged_on_its_own_schedule(tmp_path):
+    """The floor compares like with like: a right loop whose get_lr is off (half the rate)
+    still trains, so its loop checks pass on its own schedule (the schedule's checks fail)."""
+    folder = plant(tmp_path, {"training": [
+        ("    return min_lr + coeff * (max_lr - min_lr)\n",
+         "    return 0.5 * (min_lr + coeff * (max_lr - min_lr))\n")]})
+    scores = _loop_scores(folder)
+    assert all(scores[c] == TRAINING[c].points for c in LOOP), scores
+
+
 # A "cache" that keeps the token ids and recomputes the whole sequence every call: it agrees
 # with the uncached model on every real sequence, and fakes the keys and values it exposes.
 RECOMPUTE = '''

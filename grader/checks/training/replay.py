@@ -14,7 +14,9 @@ student's final state equals:
 - none: nothing about the loop can be confirmed, every loop check fails.
 
 A ``train`` that trains nothing, or reports a fake stream of events, ends with parameters that
-no correct loop produces, so it scores nothing here. The per-step metrics are compared with the
+no correct loop produces, so it scores nothing here; nor does one that claims learning rates
+(or batches) under which the reference trains nothing either (:func:`_trains`: the matching
+run must move the parameters as the same loop does on the grader's own inputs). The per-step metrics are compared with the
 matching run's own metrics (what that loop really computed), never taken on trust.
 """
 
@@ -161,10 +163,7 @@ def _schedule(ctx: Context, run: LoopRun) -> list[float]:
     n = LOOP_CONFIG["max_steps"]
     if len(run.schedule) == n and all(v == v and abs(v) != float("inf") for v in run.schedule):
         return run.schedule
-    from grader.checks.training.schedule import reference_lrs
-
-    cfg = {k: LOOP_CONFIG[k] for k in ("max_lr", "min_lr", "warmup_steps", "max_steps")}
-    return reference_lrs(ctx, cfg, list(range(n)))  # the student's get_lr cannot be called
+    return _trusted_schedule(ctx)  # the student's get_lr cannot be called
 
 
 def _module(ref: Any, mistakes: tuple[str, ...]):
@@ -260,7 +259,81 @@ def initial_state() -> dict[str, torch.Tensor]:
 
 def verdict(ctx: Context) -> Verdict:
     """Which trusted run explains the student's loop, computed once per grading."""
-    return ctx.once("training/loop_verdict", lambda: _verdict(ctx))
+    return ctx.once("training/loop_verdict", lambda: _trains(ctx, _verdict(ctx)))
+
+
+# The run that explains a loop must move the parameters at least this fraction as far as the
+# same loop does on the grader's own batches and learning rates.
+MIN_TRAVEL = 0.25
+
+
+def _trains(ctx: Context, v: Verdict) -> Verdict:
+    """``v``, unless the run that explains the loop only does so because the learning rates
+    and batches it was replayed with (the student's claims) train nothing.
+
+    Why: the replay takes the schedule and batches the worker reports. Under a schedule of
+    zeros the reference's AdamW leaves every parameter where it started, as a ``train`` with no
+    optimizer at all does, so a loop that never steps but reports ``get_lr() == 0`` would pass
+    as correct. The same loop on the grader's own batches and the reference schedule (trusted
+    inputs) says how far its parameters must travel; a run far short of that explains
+    nothing."""
+    if v.replay is None or v.mistakes is None:
+        return v
+    run = run_loop(ctx)
+    n = LOOP_CONFIG["max_steps"]
+    data = loop_inputs(ctx)
+    xs, ys = replay_batches(ctx, run)
+    trusted = _trusted_schedule(ctx)
+    same = (torch.equal(xs, data["stream.x"][:n]) and torch.equal(ys, data["stream.y"][:n])
+            and len(run.schedule) == n
+            and all(abs(a - b) <= 1e-12 + 1e-9 * abs(b)
+                    for a, b in zip(_schedule(ctx, run), trusted, strict=True)))
+    if same:
+        return v
+    from grader.checks.expected import FixtureMissing
+
+    mistakes = v.replay.mistakes
+    label = "+".join(mistakes) or "reference"
+    sx, sy = data["stream.x"][:n].clone(), data["stream.y"][:n].clone()
+    try:
+        honest = ctx.expected(f"loop/replay/trusted/{label}",
+                              lambda ref: _replay(ref, mistakes, sx, sy, trusted, data))
+    except FixtureMissing:
+        return v  # a student bundle's self-check: live grading always has it
+    initial = initial_state()
+    want = _travel({k[2:]: t for k, t in honest.items() if k.startswith("p.")}, initial)
+    got = _travel(v.replay.state, initial)
+    if got >= MIN_TRAVEL * want:
+        return v
+    return Verdict(None, None, v.compared + 1, details={"diagnosis": (
+        f"the trusted run that matches your final parameters moved them by {got:.3g} at most, "
+        f"with the learning rates and batches your train reported; the same loop moves them by "
+        f"{want:.3g} on the grader's own: your train's learning rates (get_lr inside train) "
+        f"train nothing, so the loop cannot be judged")})
+
+
+def _trusted_schedule(ctx: Context) -> list[float]:
+    from grader.checks.training.schedule import reference_lrs
+
+    n = LOOP_CONFIG["max_steps"]
+    cfg = {k: LOOP_CONFIG[k] for k in ("max_lr", "min_lr", "warmup_steps", "max_steps")}
+    return reference_lrs(ctx, cfg, list(range(n)))
+
+
+def _travel(state: dict[str, torch.Tensor], initial: dict[str, torch.Tensor]) -> float:
+    """The largest change of a parameter (not a buffer: BatchNorm's running statistics move in
+    any forward pass in train mode, optimizer or not) from its initial value."""
+    moved = 0.0
+    for name in _parameter_names():
+        if name in state and name in initial and state[name].shape == initial[name].shape:
+            moved = max(moved, float((state[name].double() - initial[name].double())
+                                     .abs().max()))
+    return moved
+
+
+def _parameter_names() -> tuple[str, ...]:
+    with torch.random.fork_rng(devices=[]):
+        return tuple(n for n, _ in probe_model(LOOP_MODEL, LOOP_SEED, "cpu").named_parameters())
 
 
 def _variants() -> list[tuple[str, ...]]:
