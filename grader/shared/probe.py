@@ -38,10 +38,14 @@ class ProbeLM(nn.Module):
         super().__init__()
         self.vocab_size, self.context = vocab_size, context
         self.wte = nn.Embedding(vocab_size + 1, n_embd)
-        self.fc = nn.Linear(context * n_embd, n_hidden)
         # ``norm``: a BatchNorm on the hidden layer, so that train and eval mode compute
         # different (deterministic) values: a loop that evaluates in training mode, or trains in
-        # eval mode, shows in its losses and in the final running statistics.
+        # eval mode, shows in its losses and in the final running statistics. Then fc has no
+        # bias: BatchNorm subtracts the batch mean, so that bias's gradient is zero up to
+        # rounding (~5e-9, below AdamW's eps), and AdamW would turn the rounding noise into
+        # updates: two correct loops that round differently (fused AdamW, a clip written out)
+        # would end far apart in that bias alone.
+        self.fc = nn.Linear(context * n_embd, n_hidden, bias=not norm)
         self.norm = nn.BatchNorm1d(n_hidden) if norm else None
         self.head = nn.Linear(n_hidden, vocab_size)
         self.events: list[dict[str, Any]] | None = None

@@ -109,6 +109,31 @@ def test_correct_loop_in_another_style_passes(tmp_path):
                                    if r.status is not Status.PASSED}
 
 
+# Correct loops whose arithmetic rounds differently from the reference's: fused AdamW, and a
+# clip written out by hand. With a bias before the probe model's BatchNorm (its gradient is
+# rounding noise, which AdamW amplifies) these ended far from the reference run and failed
+# every loop check.
+ROUNDS_DIFFERENTLY = {
+    "fused_adamw": [("eps=1e-8, weight_decay=config.weight_decay)\n",
+                     "eps=1e-8, weight_decay=config.weight_decay, fused=True)\n")],
+    "clip_by_hand": [("        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), "
+                      "config.grad_clip)\n",
+                      "        grads = [p.grad for p in model.parameters() if p.grad is not None]\n"
+                      "        norm = torch.sqrt(sum((g ** 2).sum() for g in grads))\n"
+                      "        if norm > config.grad_clip:\n"
+                      "            for g in grads:\n"
+                      "                g.mul_(config.grad_clip / (norm + 1e-6))\n")],
+}
+
+
+@pytest.mark.parametrize("style", sorted(ROUNDS_DIFFERENTLY))
+def test_a_correct_loop_that_rounds_differently_passes_the_loop_checks(tmp_path, style):
+    folder = _plant(tmp_path, style, ROUNDS_DIFFERENTLY[style])
+    results = _run(folder, sorted(LOOP_CHECKS))
+    assert not _failing(results), {i: r.message for i, r in results.items()
+                                   if r.status is not Status.PASSED}
+
+
 # ------------------------------------------------------------------- planted bugs: each check
 BUGS = {
     "lr_step0_is_zero": ([("return max_lr * (step + 1) / warmup_steps",
