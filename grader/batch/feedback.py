@@ -18,7 +18,7 @@ def write_feedback(out: Path, student_id: str, result: Any, enabled: bool) -> No
     """``out/feedback/<student>/report.html``, ``report.md`` and ``results.json`` (student
     audience), and the full results in ``out/results/<student>.json``; each written aside and
     renamed, so a reader never sees half a file."""
-    safe = layouts._safe(student_id)
+    safe = layouts.file_name(student_id)
     atomic_write(out / "results" / f"{safe}.json", result.to_json())
     if not enabled:
         return
@@ -35,7 +35,7 @@ def restore_feedback(book: Gradebook, out: Path, student_id: str, grading_id: in
                      enabled: bool) -> None:
     """Rewrite a graded student's files from the gradebook if any is missing (the batch was
     killed between the committed grading and its files)."""
-    safe = layouts._safe(student_id)
+    safe = layouts.file_name(student_id)
     wanted = [out / "results" / f"{safe}.json"]
     if enabled:
         wanted += [out / "feedback" / safe / n for n in ("report.html", "report.md",

@@ -150,7 +150,7 @@ def _canvas(class_dir: Path, staging: Path, modules: Sequence[str]) -> list[Entr
     for uid, items in groups.items():
         first = items[0][1]
         sid = f"canvas-{uid}"
-        target = staging / _safe(sid)
+        target = staging / file_name(sid)
         originals = {}
         for p, m in items:
             originals[p.name] = _canvas_original(m["file"], modules)
@@ -198,7 +198,7 @@ def _moodle(class_dir: Path, staging: Path, modules: Sequence[str],
     entries = []
     for pid, items in groups.items():
         sid = f"moodle-{pid}"
-        target = staging / _safe(sid)
+        target = staging / file_name(sid)
         problem = _stage(target, items) if items else "the submission holds no files"
         entries.append(Entry(
             student_id=sid, name=names[pid], path=target, files=_relative_files(target),
@@ -242,7 +242,7 @@ def _files(class_dir: Path, staging: Path, modules: Sequence[str]) -> list[Entry
         if not p.is_file() or p.suffix not in (".ipynb", ".py", ".zip"):
             continue
         sid = p.stem
-        target = staging / _safe(sid)
+        target = staging / file_name(sid)
         if p.suffix == ".py":
             if len(modules) != 1:
                 raise LayoutError(f"{p.name}: one .py file per student is graded as one "
@@ -367,6 +367,20 @@ def _nbgrader_timestamp(path: Path) -> str | None:
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "student"
+
+
+def file_name(student_id: str) -> str:
+    """The name of a student's files and folders in the run folder and the staging area: the
+    id itself where it is already a plain file name, else a plain form of it with ``~`` and a
+    hash of the id. One name per id: "a b", "a_b" and "a?b" once all became ``a_b``, so one
+    student's results overwrote another's and one student was sent another's report. ``~`` is
+    never in a plain id, so a hashed name cannot be another student's own."""
+    import hashlib
+
+    plain = _safe(student_id)
+    if plain == student_id:
+        return plain
+    return f"{plain}~{hashlib.sha256(student_id.encode()).hexdigest()[:12]}"
 
 
 def slug(name: str) -> str:

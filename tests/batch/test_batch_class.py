@@ -170,3 +170,37 @@ def test_error_result_status(graded, tmp_path):
 def _count(out) -> int:
     with Gradebook.open(out / "gradebook.sqlite", readonly=True) as book:
         return len(book.gradings())
+
+
+def test_students_whose_names_look_alike_keep_their_own_files(tmp_path):
+    """"a b", "a_b" and "a?b" were all written to results/a_b.json and feedback/a_b/: two
+    students' results were lost and one was sent another's report."""
+    from grader.batch.layouts import file_name
+
+    need_sandbox()
+    class_dir = tmp_path / "class"
+    student(class_dir, "a b", CORRECT_ATTENTION)
+    student(class_dir, "a_b", NO_SCALE_ATTENTION)
+    student(class_dir, "a?b", "raise ImportError('not done yet')\n")
+    out = tmp_path / "run"
+    run_batch(class_dir, out, **FAST)
+    names = {sid: file_name(sid) for sid in ("a b", "a_b", "a?b")}
+    assert len(set(names.values())) == 3 and names["a_b"] == "a_b"
+    scores = {}
+    for sid, name in names.items():
+        full = json.loads((out / "results" / f"{name}.json").read_text())
+        mine = json.loads((out / "feedback" / name / "results.json").read_text())
+        assert full["submission"] == mine["submission"] == sid
+        scores[sid] = full["score"]
+    assert scores["a b"] == 16 and 0 < scores["a_b"] < 16 and scores["a?b"] == 0
+    assert len(list((out / "results").glob("*.json"))) == 3
+
+
+def test_file_names_are_one_per_id():
+    from grader.batch.layouts import file_name
+
+    ids = ["ann", "a b", "a_b", "a?b", "a__b", "", ".", "..", "x/../y", "Zoë", "zo_", "student"]
+    names = [file_name(i) for i in ids]
+    assert len(set(names)) == len(ids), names
+    assert file_name("ann") == "ann" and file_name("a_b") == "a_b"
+    assert all("/" not in n and n not in (".", "..") and n for n in names)

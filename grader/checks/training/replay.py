@@ -16,8 +16,9 @@ student's final state equals:
 A ``train`` that trains nothing, or reports a fake stream of events, ends with parameters that
 no correct loop produces, so it scores nothing here; nor does one that claims learning rates
 (or batches) under which the reference trains nothing either (:func:`_trains`: the matching
-run must move the parameters as the same loop does on the grader's own inputs). The per-step metrics are compared with the
-matching run's own metrics (what that loop really computed), never taken on trust.
+run must move the parameters as the same loop does on the grader's own inputs). The per-step
+metrics are compared with the matching run's own metrics (what that loop really computed),
+never taken on trust.
 """
 
 from __future__ import annotations
