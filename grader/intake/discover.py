@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import io
+import tokenize
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,18 +269,29 @@ def _examine(module: str, present: dict[str, Path],
     if len(data) > MAX_SOURCE_BYTES:
         return SourceFile(module, path, f"{name} is {len(data):,} bytes; the limit is "
                                         f"{MAX_SOURCE_BYTES:,} (is data pasted into it?)")
+    # Decoded as the import system will (PEP 263): UTF-8, with or without the byte-order mark
+    # some editors write (Windows Notepad), or the encoding a coding line declares.
     try:
-        source = data.decode("utf-8")
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        data.decode(encoding)
+    except SyntaxError as exc:  # bytes that are no UTF-8, or a coding line naming no codec
+        if "invalid or missing encoding declaration" in str(exc.msg):
+            return SourceFile(module, path, f"{name} is not UTF-8 text: save it as UTF-8")
+        return SourceFile(module, path, f"{name} cannot be read as Python source: {exc.msg}")
     except UnicodeDecodeError as exc:
-        return SourceFile(module, path, f"{name} is not UTF-8 text (byte {exc.start})")
+        return SourceFile(module, path, f"{name} is not {exc.encoding.upper()} text "
+                                        f"(byte {exc.start})")
     try:
-        compile(source, name, "exec", dont_inherit=True)
+        compile(data, name, "exec", dont_inherit=True)
     except SyntaxError as exc:
         line = (exc.text or "").strip()
-        where = f"line {exc.lineno}" + (f": `{line}`" if line else "")
-        return SourceFile(module, path, f"{name} has a syntax error at {where} ({exc.msg})")
+        line = line if len(line) <= 80 else line[:77] + "..."
+        where = (f" at line {exc.lineno}" if exc.lineno else "") + (f": `{line}`" if line else "")
+        return SourceFile(module, path, f"{name} has a syntax error{where} ({exc.msg})")
     except ValueError as exc:  # e.g. null bytes
         return SourceFile(module, path, f"{name} cannot be parsed: {exc}")
+    except (RecursionError, MemoryError):  # e.g. a million nested unary minuses
+        return SourceFile(module, path, f"{name} is nested too deeply for Python to compile")
     return SourceFile(module, path)
 
 

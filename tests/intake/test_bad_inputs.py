@@ -159,3 +159,27 @@ def test_missing_module_hint_suggests_only_plausible_misspellings():
         "training.py is missing from the submission"
     assert "did you mean to name trainng.py training.py?" in \
         _missing_message("training.py", ["trainng.py", "block.py"], files)
+
+
+def test_a_module_saved_with_a_byte_order_mark_or_a_coding_line_is_graded(tmp_path):
+    """Python imports both, so the grader must: Windows Notepad writes UTF-8 with a BOM, and
+    a student may declare latin-1. Only bytes that are no text of any declared encoding, and
+    code nested past what Python compiles, get a message (not a traceback)."""
+    sub = plant(tmp_path, {})
+    (sub / "attention.py").write_bytes(b"\xef\xbb\xbf" + (sub / "attention.py").read_bytes())
+    latin = (sub / "causal_mask.py").read_text().encode("latin-1")
+    (sub / "causal_mask.py").write_bytes(b"# -*- coding: latin-1 -*-\n# caf\xe9\n" + latin)
+    result = grade_folder(sub, ["attention", "causal_mask"])
+    for a in ("attention", "causal_mask"):
+        assert result.assignment(a).score == result.assignment(a).max_score, a
+
+    from grader.intake.discover import _examine
+
+    for data, said in ((b'x = "\xff"\n', "is not UTF-8 text"),
+                       (b"x = " + b"-" * 200_000 + b"1\n", "nested too deeply"),
+                       (b"x = 1\x00\n", "null bytes"),
+                       (b"# coding: nonesuch\nx = 1\n", "unknown encoding")):
+        (tmp_path / "attention.py").write_bytes(data)
+        got = _examine("attention", {"attention.py": tmp_path / "attention.py"},
+                       {"attention": []})
+        assert said in got.problem, (said, got.problem)
