@@ -90,6 +90,18 @@ def test_skip_tags_and_skip_comments(tmp_path):
 # ------------------------------------------------------------------------- reading the file
 
 
+def test_json_nested_far_deeper_than_a_notebook_is_refused_with_a_message(tmp_path):
+    """'[' * 100000 crashed the judging process with a RecursionError (every check an error,
+    the student told nothing useful); a depth under that reached the schema's recursion."""
+    (tmp_path / "deep.ipynb").write_text("[" * 100_000 + "]" * 100_000)
+    assert "nested thousands of levels" in read_notebook(tmp_path / "deep.ipynb").problem
+    (tmp_path / "d65.ipynb").write_text('{"cells": [], "metadata": ' + "[" * 80 + "]" * 80
+                                        + ', "nbformat": 4, "nbformat_minor": 5}')
+    assert "more than 64 levels deep" in read_notebook(tmp_path / "d65.ipynb").problem
+    nb = _nb("x = 1")
+    assert not read_notebook(_write(tmp_path, "ok.ipynb", nb)).problem
+
+
 def test_broken_files_get_clear_messages(tmp_path):
     (tmp_path / "a.ipynb").write_text('{"cells": [], "nbformat": 4,')
     assert "not valid JSON (line 1, column" in read_notebook(tmp_path / "a.ipynb").problem

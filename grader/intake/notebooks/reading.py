@@ -17,6 +17,9 @@ from grader.intake.notebooks.names import defined_names
 
 MAX_NOTEBOOK_BYTES = 64 * 2**20  # outputs (pictures) can be large; the code is capped apart
 MAX_CODE_BYTES = 2 * 2**20
+# A notebook's JSON is a few levels deep (cells, outputs, widget state: ~10); the schema's
+# validation and the conversion recurse into whatever is there.
+MAX_NOTEBOOK_DEPTH = 64
 
 
 @dataclass
@@ -100,6 +103,14 @@ def read_notebook(path: Path) -> Notebook:
         nb.problem = (f"{name} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
                       f"{exc.msg}): was it saved completely? Open it in Jupyter and save it "
                       f"again, or export your code to {nb.path.stem}.py")
+        return nb
+    except RecursionError:
+        nb.problem = f"{name} is JSON nested thousands of levels deep: it is not a notebook"
+        return nb
+    depth = _depth(raw)
+    if depth > MAX_NOTEBOOK_DEPTH:
+        nb.problem = (f"{name} is JSON nested more than {MAX_NOTEBOOK_DEPTH} levels deep (a "
+                      f"notebook has about 10): it is not a notebook Jupyter saved")
         return nb
     if not isinstance(raw, dict) or not ("cells" in raw or "worksheets" in raw):
         nb.problem = f"{name} is JSON but not a Jupyter notebook (it has no cells)"
@@ -188,3 +199,17 @@ def _plain(source: str) -> str:
     """Best-effort Python of a cell the grader skips (to say where a name would have been)."""
     return "\n".join("" if ln.lstrip().startswith(("%", "!")) else ln
                      for ln in source.splitlines())
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (a scalar: 0), without recursion, and
+    counting no further than one past :data:`MAX_NOTEBOOK_DEPTH`."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (dict, list)):
+            deepest = max(deepest, d)
+            if d > MAX_NOTEBOOK_DEPTH:
+                return d
+            stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
