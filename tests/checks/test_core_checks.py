@@ -151,6 +151,16 @@ CAUSAL_MASK_BUGS = {
          'causal_mask.csa_values'},
         None,
     ),
+    # Each position attends to itself alone: it sees no future, and no past either.
+    'attends_only_to_itself': (
+        {'causal_mask': [('.tril(diagonal=offset)',
+                          '.tril(diagonal=offset).triu(diagonal=offset)')]},
+        {'causal_mask.csa_causality',
+         'causal_mask.csa_gradients',
+         'causal_mask.csa_values',
+         'causal_mask.mask_table'},
+        None,
+    ),
     'accepts_more_queries_than_keys': (
         {'causal_mask': [('    if t_q > t_k:\n', '    if False:\n')]},
         {'causal_mask.mask_errors'},

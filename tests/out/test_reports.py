@@ -115,7 +115,8 @@ def buggy_result() -> SubmissionResult:
                "Query i may attend keys 0..i, itself included.",
                {"actual": small_heatmap(wrong_table.double()),
                 "expected": small_heatmap(mask_table.double())}),
-        _check("csa_causality", "CausalSelfAttention: no position sees the future",
+        _check("csa_causality",
+               "CausalSelfAttention: each position sees its past, never the future",
                Status.FAILED, 0, 3, "changing the inputs after position 0 changed the output at "
                "position(s) [0] (by up to 0.42): they can see the future",
                details={"changed": [0.42]}),

@@ -172,18 +172,23 @@ def csa_gradients(ctx: Context):
     return ok()
 
 
-@check("csa_causality", "CausalSelfAttention: no position sees the future", 3, needs=(CSA,))
+@check("csa_causality", "CausalSelfAttention: each position sees its past, never the future", 3,
+       needs=(CSA,))
 def csa_causality(ctx: Context):
-    """Changing the tokens after position t leaves the outputs at positions 0..t unchanged
-    (the student's own freshly initialised module, float64)."""
+    """Changing the tokens after position t leaves the outputs at positions 0..t unchanged,
+    and changing the first tokens changes the outputs at every later position (the student's
+    own freshly initialised module, float64). The second half is what makes the first worth
+    points: a module that attends to nothing (each output a function of its own position, or
+    a constant) sees no future either."""
     n_embd, n_head, block, t = 32, 4, 16, 10
     inp = ctx.inputs("csa_causality", lambda g: _perturbed_inputs(g, n_embd, t))
-    calls = [call_spec(T("x"))] + [call_spec(T(f"x{cut}")) for cut in CUTS]
+    calls = ([call_spec(T("x"))] + [call_spec(T(f"x{cut}")) for cut in CUTS]
+             + [call_spec(T("x_past"))])
     run = run_module(ctx, "causal_mask", CSA, args=[n_embd, n_head, block], dtype="float64",
                      tensors=inp, calls=calls, seed=7, what=f"`{CSA}`")
     base = run.calls[0].output.tensor()
     assert_shape(base, (1, t, n_embd), "the output")
-    for cut, call in zip(CUTS, run.calls[1:], strict=True):
+    for cut, call in zip(CUTS, run.calls[1:1 + len(CUTS)], strict=True):
         y = call.output.tensor()
         # NaN rows are csa_no_nan's business; here they count as unchanged.
         changed = torch.nan_to_num((y[0, :cut + 1] - base[0, :cut + 1]).abs(), nan=0.0).amax(-1)
@@ -195,7 +200,24 @@ def csa_causality(ctx: Context):
                 f"{leaks[:6]} (by up to {float(changed.max()):.3g}): they can see the future",
                 hint="Apply causal_mask(T, T) to the scores before the softmax in every head.",
                 changed=[round(float(v), 6) for v in changed])
+    past = run.calls[-1].output.tensor()
+    assert_shape(past, (1, t, n_embd), "the output")
+    later = torch.nan_to_num((past[0, PAST:] - base[0, PAST:]).abs(), nan=0.0).amax(-1)
+    scale = max(float(torch.nan_to_num(base).abs().max()), 1e-12)
+    blind = [PAST + i for i, v in enumerate(later.tolist()) if v <= 1e-9 * scale]
+    if blind:
+        raise CheckFailed(
+            f"changing the inputs at positions 0..{PAST - 1} left the output at position(s) "
+            f"{blind[:6]} unchanged: those positions do not attend to the earlier ones (does "
+            f"each position attend only to itself, or is the attention missing?)",
+            hint="Every position t attends to positions 0..t: mask only the future "
+                 "(causal_mask(T, T) is True on and below the diagonal).",
+            changed=[round(float(v), 6) for v in later])
     return ok(cuts=CUTS)
+
+
+# The past perturbation: the first PAST positions get new inputs.
+PAST = 3
 
 
 CUTS = [0, 3, 8]
@@ -208,6 +230,9 @@ def _perturbed_inputs(g: torch.Generator, n_embd: int, t: int) -> dict[str, torc
         x2 = x.clone()
         x2[:, cut + 1:] = torch.randn(1, t - cut - 1, n_embd, generator=g, dtype=torch.float64)
         out[f"x{cut}"] = x2
+    past = x.clone()
+    past[:, :PAST] = torch.randn(1, PAST, n_embd, generator=g, dtype=torch.float64)
+    out["x_past"] = past
     return out
 
 
