@@ -130,7 +130,9 @@ def hidden_paths(site_dirs: Sequence[str]) -> list[str]:
     repo = Path(__file__).resolve().parents[2]
     if not any(os.path.realpath(d) == str(repo) for d in site_dirs):  # repo, not site-packages
         hidden.add(str(repo))
-    for name in HIDDEN_PACKAGES:
+    from grader.shared.withheld import WITHHELD
+
+    for name in (*HIDDEN_PACKAGES, *WITHHELD):
         for d in site_dirs:
             for pattern in (
                 name,

@@ -43,6 +43,24 @@ def _deterministic_compile(torch) -> None:
     torch.compile = compile
 
 
+def refuse_withheld() -> None:
+    """Make ``import tiktoken`` (and the other packages of :mod:`grader.shared.withheld`) fail
+    with a message saying why, rather than find the empty folder the sandbox leaves there."""
+    import importlib.abc
+
+    from grader.shared.withheld import WITHHELD
+
+    class Withheld(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            top = name.partition(".")[0]
+            if top in WITHHELD:
+                raise ModuleNotFoundError(f"{top} is not available to submissions: "
+                                          f"{WITHHELD[top]}", name=name)
+            return None
+
+    sys.meta_path.insert(0, Withheld())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="grader-worker")
     parser.add_argument("--submission", required=True, type=Path)
@@ -69,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         forbid_processes()
     from grader.shared import protocol
     from grader.worker import registry, tasks
+
+    refuse_withheld()
 
     session = tasks.Session(submission=args.submission.resolve(), modules_dir=args.modules)
     sys.path.insert(0, str(session.submission))

@@ -299,6 +299,38 @@ def test_bwrap_cannot_import_grader_or_reference(submission):
 
 
 @needs_bwrap
+def test_bwrap_withholds_the_oracles_the_checks_compare_against(submission):
+    """tiktoken is what GPT2Tokenizer is compared with: a tokenizer that called it scored as
+    its own. Its files are masked (no import hook, which student code could remove)."""
+    assert importlib.util.find_spec("tiktoken") is not None  # the host has it
+    got = run_json(
+        """
+        import json
+        try:
+            import tiktoken
+            out = {"usable": hasattr(tiktoken, "get_encoding")}
+        except ImportError:
+            out = {"usable": False}
+        print(json.dumps(out))
+        """,
+        submission,
+        isolation="bwrap",
+    )
+    assert got == {"usable": False}
+
+
+def test_a_submission_importing_tiktoken_is_told_why(tmp_path):
+    from conftest import grade_folder, plant
+
+    sub = plant(tmp_path, {"bpe": [("import regex\n", "import tiktoken\nimport regex\n")]})
+    result = grade_folder(sub, ["bpe"])
+    bpe = result.assignment("bpe")
+    assert bpe.score == 0
+    said = bpe.message + " ".join(c.message for c in bpe.checks)
+    assert "tiktoken is not available to submissions" in said, said
+
+
+@needs_bwrap
 def test_bwrap_masks_grader_installed_in_site_packages(submission, tmp_path, monkeypatch):
     """As if grader were pip-installed (or editable-installed) into a site-packages dir."""
     fake_site = tmp_path / "site-packages"
