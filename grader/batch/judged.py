@@ -179,6 +179,8 @@ def run_fresh(job: Any, folder: Path, options: dict[str, Any], expiry: Any, scop
                 (pid_dir / str(proc.pid)).write_text("judge")
             except OSError:
                 pass
+        if expiry.expired.is_set() or scope.cancelled.is_set():
+            handle.abort()  # stopped while it was starting: an abort then found no process
 
     expiry.client = handle
     scope.add(handle)
