@@ -164,14 +164,15 @@ def _special_files(folder: str, names: list[str]) -> list[str]:
 def _readable_copy(source: Path, target: Path) -> None:
     """Copy ``source`` whole into ``target`` (symlinks as symlinks, special files left out),
     as a bind of it would show it, but readable by any uid: folders gain r-x and files r for
-    everyone, modes otherwise kept."""
+    everyone, modes otherwise kept but for setuid, setgid and sticky bits (the copy is root's:
+    a setuid file in it would be a setuid-root file on the host)."""
     shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True, ignore=_special_files)
     for folder, _dirs, files in os.walk(target):
-        os.chmod(folder, os.stat(folder).st_mode & 0o7777 | 0o555)
+        os.chmod(folder, os.stat(folder).st_mode & 0o777 | 0o555)
         for name in files:
             path = os.path.join(folder, name)
             if not os.path.islink(path):
-                os.chmod(path, os.stat(path).st_mode & 0o7777 | 0o444)
+                os.chmod(path, os.stat(path).st_mode & 0o777 | 0o444)
 
 
 def _open_up(copy: Path) -> None:

@@ -107,7 +107,8 @@ def copy_held(real: Path, target: Path, max_bytes: int) -> None:
     """Copy the folder ``real`` (checked and resolved) into the folder ``target`` (made if
     missing; else empty, and root's) as root,
     walking descriptors and never following a symlink: symlinks are copied as symlinks,
-    special files left out, folders gain r-x and files r for everyone.
+    special files left out, folders gain r-x and files r for everyone, and no mode keeps its
+    setuid, setgid or sticky bit (the copy is root's).
 
     Why not ``shutil.copytree``: it reopens every folder by name, so a judge that owns the
     source could swap a folder for a symlink to ``/root`` between the listing and the descent,
@@ -135,7 +136,7 @@ def copy_held(real: Path, target: Path, max_bytes: int) -> None:
         while stack:
             fd, dest = stack.pop()
             try:
-                os.chmod(dest, os.stat(fd).st_mode & 0o7777 | 0o555)
+                os.chmod(dest, os.stat(fd).st_mode & 0o777 | 0o555)
                 for name in os.listdir(fd):
                     mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
                     if st.S_ISLNK(mode):
@@ -169,7 +170,7 @@ def _copy_file(dir_fd: int, name: str, dest: Path, room: int) -> int:
         if info.st_size > room:
             raise TooLarge("more than the copy's limit")
         out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                      info.st_mode & 0o7777 | 0o444)
+                      info.st_mode & 0o777 | 0o444)
         try:
             size = 0
             while chunk := os.read(src, 1 << 20):

@@ -292,3 +292,22 @@ def test_binding_by_descriptor_is_used_only_where_bubblewrap_has_it(tmp_path, mo
         fake.chmod(0o755)
         monkeypatch.setattr(bwrap.shutil, "which", lambda _n, f=fake: str(f))
         assert bwrap.binds_by_descriptor() is expected, name
+
+
+def test_copies_made_as_root_drop_setuid_and_setgid_bits(tmp_path):
+    """The copies are root's: a judge's (or student's) setuid file would otherwise become a
+    setuid-root file on the host."""
+    from grader.isolation.client import _readable_copy
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "tool").write_text("#!/bin/sh\n")
+    os.chmod(src / "tool", 0o6755)
+    os.chmod(src, 0o2755)
+    launcher.copy_held(src.resolve(), tmp_path / "held", 10_000)
+    (tmp_path / "plain").mkdir()
+    _readable_copy(src, tmp_path / "plain")
+    for out in (tmp_path / "held", tmp_path / "plain"):
+        assert os.stat(out / "tool").st_mode & 0o7000 == 0, out
+        assert os.stat(out).st_mode & 0o7000 == 0, out
+        assert os.stat(out / "tool").st_mode & 0o777 == 0o755
