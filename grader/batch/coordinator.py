@@ -372,7 +372,10 @@ def _iso(ts: float) -> str:
 @contextlib.contextmanager
 def _executor(o: BatchOptions, par: Parallelism, root: Path) -> Iterator[Any]:
     if o.executor == "local":
-        ex: Any = LocalExecutor(par.jobs, pid_dir=root / cleanup.PIDS, warm=o.warm)
+        from grader import checks
+
+        ex: Any = LocalExecutor(par.jobs, pid_dir=root / cleanup.PIDS, warm=o.warm,
+                                trains=checks.trains(o.assignments))
     else:
         from grader.batch.dask_executor import DaskExecutor, DaskUnavailable
 

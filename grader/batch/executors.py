@@ -123,12 +123,15 @@ class LocalExecutor:
     (:mod:`grader.batch.judged`). None (the default): wherever a warm pool and the judge's
     sandbox can be had; False: never (:attr:`judges_why` says why). Without one, each
     submission is judged in a fresh bounded process of its own
-    (:func:`grader.batch.judged.run_fresh`); only under isolation "none" in this process."""
+    (:func:`grader.batch.judged.run_fresh`); only under isolation "none" in this process.
+
+    ``trains``: whether the jobs' gradings train (:func:`grader.checks.trains`); a pool for
+    gradings that do not leaves ``torch._dynamo`` out of its zygotes."""
 
     name = "local"
 
     def __init__(self, jobs: int, *, pid_dir: Path | None = None, warm: bool | None = None,
-                 judge: bool | None = None):
+                 judge: bool | None = None, trains: bool = True):
         self.jobs = jobs
         self.scope = CancelScope()
         self.pid_dir = pid_dir
@@ -146,7 +149,7 @@ class LocalExecutor:
 
             ok, why = pool_available()
             if ok:
-                self.warm_pool = WarmPool(jobs)
+                self.warm_pool = WarmPool(jobs, dynamo=trains)
                 self.judges, self.judges_why = _warm_judges(self.warm_pool, judge)
             else:
                 self.warm_why = self.judges_why = why

@@ -29,26 +29,32 @@ from typing import Any
 JUDGING = "in a warm judge's child: unprivileged uid {uid} in a sandbox, forked per submission"
 
 
-def judge_setup(options: dict[str, Any]) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
-    """What a job's warm judge depends on: threads, the host paths it must read, and the run's
-    cache folders (reference outputs, checkpoints) it writes."""
+Setup = tuple[int, tuple[str, ...], tuple[str, ...], bool]
+
+
+def judge_setup(options: dict[str, Any]) -> Setup:
+    """What a job's warm judge depends on: threads, the host paths it must read, the run's
+    cache folders (reference outputs, checkpoints) it writes, and whether its gradings train
+    (only then does it import ``torch._dynamo`` while it warms up)."""
+    from grader import checks
+
     paths = [options.get("fixtures"), options.get("gpt2_weights")]
     caches = [options.get("reference_cache"), options.get("checkpoint_cache")]
     return (int(options["threads"]),
             tuple(str(Path(p).resolve()) for p in paths if p and Path(p).exists()),
-            tuple(str(Path(c).resolve()) if c else "" for c in caches))
+            tuple(str(Path(c).resolve()) if c else "" for c in caches),
+            checks.trains(options.get("assignments")))
 
 
-def make_judge(slot_folder: Path, setup: tuple[int, tuple[str, ...], tuple[str, ...]],
-               starter: Any):
+def make_judge(slot_folder: Path, setup: Setup, starter: Any):
     """A warm judge (not started) writing in ``slot_folder`` and in the run's caches (made the
     judge uid's; a cache the judge cannot reach is replaced by one in its own folder, kept for
     the batch only), reading ``setup``'s paths."""
-    from grader.batch.judging import ENTRY
+    from grader.batch.judging import ENTRY, ENTRY_NO_DYNAMO
     from grader.isolation import bounded
     from grader.isolation.warm_judge import WarmJudge
 
-    threads, paths, caches = setup
+    threads, paths, caches, trains = setup
     usable = [c for c in caches if c and _judge_writable(Path(c))]
     setting = bounded.judge_setting(threads, [Path(p) for p in paths],
                                     [slot_folder, *(Path(c) for c in usable)])
@@ -58,7 +64,7 @@ def make_judge(slot_folder: Path, setup: tuple[int, tuple[str, ...], tuple[str, 
               for c, name in zip(caches, ("reference", "checkpoints"), strict=True)]
     for c in chosen:
         _make_judges(Path(c))
-    judge = WarmJudge(ENTRY, setting, starter=starter)
+    judge = WarmJudge(ENTRY if trains else ENTRY_NO_DYNAMO, setting, starter=starter)
     judge.caches = {"reference_cache": chosen[0], "checkpoint_cache": chosen[1]}
     return judge
 

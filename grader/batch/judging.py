@@ -17,15 +17,18 @@ import socket
 import sys
 
 ENTRY = "from grader.batch.judging import main; main()"
+ENTRY_NO_DYNAMO = "from grader.batch.judging import main; main(dynamo=False)"
 
 
-def warm() -> None:
-    """Import what judging a submission imports (the checks, the reference, torch's optimizers'
-    dynamo, the notebook tools): imports only."""
+def warm(dynamo: bool = True) -> None:
+    """Import what judging a submission imports (the checks, the reference, the notebook tools,
+    and, ``dynamo``, what torch's optimizers import at their first step): imports only."""
     import importlib
 
     import safetensors.torch  # noqa: F401
-    import torch._dynamo  # noqa: F401
+
+    if dynamo:
+        import torch._dynamo  # noqa: F401
 
     import grader.checks  # noqa: F401
     import grader.grading  # noqa: F401
@@ -35,9 +38,9 @@ def warm() -> None:
     importlib.import_module("reference")
 
 
-def main() -> None:
-    """The judge's entry: warm up, say whether it may fork, serve "judge" messages until the
-    root side hangs up."""
+def main(dynamo: bool = True) -> None:
+    """The judge's entry: warm up (:func:`warm`), say whether it may fork, serve "judge"
+    messages until the root side hangs up."""
     import time
 
     from grader.isolation.warm_judge import CONTROL_FD_ENV
@@ -45,7 +48,7 @@ def main() -> None:
 
     started = time.monotonic()
     control = socket.socket(fileno=int(os.environ.pop(CONTROL_FD_ENV)))
-    warm()
+    warm(dynamo)
     # OpenBLAS starts threads at load and stops them in a fork handler (see the worker zygote).
     pid = os.fork()
     if pid == 0:

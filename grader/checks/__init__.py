@@ -20,7 +20,7 @@ from grader.checks.base import (
 
 __all__ = ["ASSIGNMENTS", "Assignment", "Check", "CheckFailed", "CheckSettings", "CheckSkipped",
            "Context",
-           "Outcome", "ok", "assignment", "graded_names", "names"]
+           "Outcome", "ok", "assignment", "graded_names", "names", "trains"]
 
 
 def _load() -> dict[str, Assignment]:
@@ -44,6 +44,12 @@ def assignment(name: str) -> Assignment:
         return ASSIGNMENTS[name]
     except KeyError:
         raise KeyError(f"unknown assignment {name!r}; known: {', '.join(ASSIGNMENTS)}") from None
+
+
+def trains(selected: list[str] | None) -> bool:
+    """Whether grading the assignments ``selected`` (None: all) runs an optimizer, on either
+    side: only those gradings need ``torch._dynamo``, which every ``Optimizer.step`` imports."""
+    return any(ASSIGNMENTS[n].trains for n in (selected or ASSIGNMENTS))
 
 
 def graded_names() -> dict[str, list[str]]:

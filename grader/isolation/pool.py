@@ -309,7 +309,8 @@ class PoolSlot:
         try:
             launch = sandbox.plan_zygote(
                 lambda path: [sys.executable, "-I", path(ZYGOTE), "--control",
-                              str(child.fileno()), "--uid", str(self.uid)],
+                              str(child.fileno()), "--uid", str(self.uid),
+                              *(() if self.pool.dynamo else ("--no-dynamo",))],
                 uid=self.uid,
                 extra_ro_binds=[(WORKER_PACKAGE, SANDBOX_WORKER), (SHARED_PACKAGE, SANDBOX_SHARED),
                                 (self.jobs, SANDBOX_JOBS)],
@@ -633,12 +634,16 @@ class WarmPool:
     Slots are leased host-wide as the pool creates them, and held until :meth:`close`; their
     zygotes start on first use (or at once, in the background, with :meth:`prestart`). Use as
     a context manager, or call :meth:`close`.
+
+    ``dynamo``: the zygotes import ``torch._dynamo`` (~1 s of CPU each), which only a grading
+    that trains needs; a pool for one that does not can leave it to the rare worker that does.
     """
 
-    def __init__(self, size: int, *, lease_wait: float = 600.0):
+    def __init__(self, size: int, *, dynamo: bool = True, lease_wait: float = 600.0):
         if size < 1:
             raise ValueError("a pool has at least one slot")
         self.size = size
+        self.dynamo = dynamo
         self.lease_wait = lease_wait
         self.root = Path(tempfile.mkdtemp(prefix="grader-pool-"))  # 0700: slots inside are 0755
         self.launcher = _Launcher()

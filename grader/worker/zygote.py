@@ -128,13 +128,15 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0) -> int:
 # --------------------------------------------------------------------------- the zygote
 
 
-def warm() -> None:
-    """Import what every worker imports, and what a first optimizer step would (dynamo):
-    imports only, no computation, so no thread pool is started before a fork."""
+def warm(dynamo: bool = True) -> None:
+    """Import what every worker imports, and (``dynamo``: for a batch that trains) what a first
+    optimizer step would: imports only, no computation, so no thread pool is started before a
+    fork. Without it a worker that does train imports dynamo itself, as a fresh one does."""
     import numpy  # noqa: F401
     import safetensors.torch  # noqa: F401
     import torch
-    import torch._dynamo  # noqa: F401  (torch.optim imports it at the first step: ~1 s)
+    if dynamo:
+        import torch._dynamo  # noqa: F401  (torch.optim imports it at the first step: ~1 s)
 
     import grader.shared.protocol  # noqa: F401
     import grader.worker.loop  # noqa: F401
@@ -520,10 +522,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="grader-zygote")
     parser.add_argument("--control", type=int, required=True)
     parser.add_argument("--uid", type=int, required=True)
+    parser.add_argument("--no-dynamo", action="store_true")
     args = parser.parse_args(argv)
     control = socket.socket(fileno=args.control)
     started = time.monotonic()
-    warm()
+    warm(dynamo=not args.no_dynamo)
     # OpenBLAS starts its threads when it is loaded and stops them in a fork handler: one
     # throwaway fork leaves the zygote single-threaded for good (it never computes).
     pid = os.fork()

@@ -85,8 +85,11 @@ def test_a_judging_child_past_the_job_time_limit_costs_that_submission_only(tmp_
 
     folder = str(shutil.copytree(EXAMPLES / "correct", tmp_path / "ann"))
     quick = {"assignments": ["attention"], "threads": 1, "isolation": "auto"}
-    # Every assignment of a complete submission (several seconds) in 3 s: cut short.
-    slow = {**quick, "assignments": None, "job_timeout": 3.0}
+    # Every assignment of a complete submission that trains nothing (several seconds: the
+    # hidden 124M check alone writes a 0.5 GB checkpoint) in 3 s: cut short. (One that trains
+    # would be judged by another judge: whether it imports dynamo is part of its setup.)
+    rest = ["attention", "causal_mask", "kv_cache", "gpt2_loading", "bpe"]
+    slow = {**quick, "assignments": rest, "job_timeout": 3.0}
     jobs = [Job("k0", "first", folder, "h", quick, "f", 1),
             Job("k1", "slow", folder, "h", slow, "f", 1),
             Job("k2", "after", folder, "h", quick, "f", 1)]
@@ -225,3 +228,21 @@ def test_a_pooled_launcher_serves_only_the_folders_it_made_and_removes_them(tmp_
             leftover = list(slot.jobs.iterdir())
             warm.checkin(slot)
     assert leftover == []  # every job folder it made went with it
+
+
+def test_only_the_judges_of_gradings_that_train_import_dynamo_as_they_warm(tmp_path):
+    from grader.batch.judged import judge_setup, make_judge
+    from grader.batch.judging import ENTRY, ENTRY_NO_DYNAMO
+
+    _need_judges()  # making a judge hands its folders to the judge uid
+
+    def setup(assignments):
+        return judge_setup({"threads": 1, "assignments": assignments})
+
+    assert [setup(a)[3] for a in (["attention"], ["attention", "kv_cache"], ["block"],
+                                  ["training"], None)] == [False, False, True, True, True]
+    # The setup is a judge's identity: a slot's judge is replaced when it changes.
+    assert setup(["attention"]) != setup(["training"])
+    entries = [make_judge(tmp_path / name, setup(a), starter=None).entry
+               for name, a in (("lean", ["attention"]), ("full", ["training"]))]
+    assert entries == [ENTRY_NO_DYNAMO, ENTRY]

@@ -506,6 +506,29 @@ def test_planted_bugs_get_the_same_verdicts_pooled_and_fresh(warm, example, assi
     assert failing(pooled)  # the bug is seen
 
 
+DYNAMO = """
+import json, sys
+
+def probe():
+    return json.dumps("torch._dynamo" in sys.modules)
+"""
+
+
+def test_a_pool_for_gradings_that_do_not_train_leaves_dynamo_out_and_still_trains(tmp_path):
+    # dynamo is ~1 s of CPU per zygote; without it a worker that does train (in a pool made
+    # for gradings that do not) imports it itself, and gets the same verdicts.
+    with pool.WarmPool(1, dynamo=False) as lean:
+        assert run(tmp_path, DYNAMO, lean) is False
+        folder = EXAMPLES / "buggy-training-no-zero-grad"
+        pooled = grade_pooled(folder, lean, ["training"])
+    assert verdicts(pooled) == verdicts(grade_folder(folder, ["training"]))
+    assert failing(pooled)
+
+
+def test_a_pool_for_gradings_that_train_has_dynamo_from_its_zygote(tmp_path, warm):
+    assert run(tmp_path, DYNAMO, warm) is True
+
+
 def test_the_local_executor_forks_its_workers_from_a_warm_pool_unless_told_not_to(tmp_path):
     from grader.batch.executors import LocalExecutor
     from grader.batch.jobs import Job
