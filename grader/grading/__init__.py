@@ -249,9 +249,10 @@ def _import_modules(worker: WorkerClient, submission: Submission, assignments: l
                 entry = {"ok": False,
                          "message": _import_failure(name, entry.get("error") or {})}
         except WorkerTimeout:
-            entry = {"ok": False, "message": f"importing {name} did not finish within "
-                                             f"{timeout:.0f} s (is there a long computation or "
-                                             f"an endless loop at the top level?)"}
+            entry = {"ok": False, "timeout": True,
+                     "message": f"importing {name} did not finish within {timeout:.0f} s (is "
+                                f"there a long computation or an endless loop at the top "
+                                f"level?)"}
         except WorkerCrashed as exc:
             entry = {"ok": False, "message": f"importing {name} stopped the worker: {exc}"}
         report[module] = entry
@@ -271,9 +272,13 @@ def _grade_assignment(a: Assignment, submission: Submission, imports: dict[str, 
     out = AssignmentResult(name=a.name, source=str(source.path.name) if source.path else "",
                            title=a.title, course=a.course)
     weights = options.weights.get(a.name, {})
-    problem = source.problem or (imports.get(a.module, {}).get("message", "")
-                                 if not imports.get(a.module, {}).get("ok", False) else "")
-    names = set(imports.get(a.module, {}).get("names", []))
+    imported = imports.get(a.module, {})
+    problem = source.problem or (imported.get("message", "")
+                                 if not imported.get("ok", False) else "")
+    # Code that ran past its time limit is a timeout (the batch summary counts them apart).
+    problem_status = Status.TIMEOUT if not source.problem and imported.get("timeout") \
+        else Status.ERROR
+    names = set(imported.get("names", []))
     out.message = problem
     ctx = Context(assignment=a.name, worker=worker, source=options.source,
                   settings=options.checks)
@@ -288,7 +293,7 @@ def _grade_assignment(a: Assignment, submission: Submission, imports: dict[str, 
             out.checks.append(_result(check, points, Status.SKIPPED, unavailable))
             continue
         if problem:
-            out.checks.append(_result(check, points, Status.ERROR, problem))
+            out.checks.append(_result(check, points, problem_status, problem))
             continue
         missing = [n for n in check.needs if n not in names]
         if missing:

@@ -122,6 +122,10 @@ def test_import_that_never_finishes_is_reported(tmp_path):
                                      import_timeout=3.0))
     message = result.assignment("attention").message
     assert "did not finish within 3 s" in message
+    # It ran past its time limit: a timeout (as a batch's summary counts it), not an error.
+    checks = result.assignment("attention").checks
+    assert checks and {c.status for c in checks} == {Status.TIMEOUT}
+    assert all("did not finish within 3 s" in c.message for c in checks)
 
 
 def test_reply_larger_than_the_limit_is_refused(tmp_path):
