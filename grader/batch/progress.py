@@ -5,8 +5,19 @@ from __future__ import annotations
 
 import sys
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from typing import TextIO
+
+
+def printable(text: str) -> str:
+    """``text`` as one line that cannot drive a terminal: control characters (newlines, ESC
+    sequences that move the cursor or retitle the window) and invisible format characters
+    (bidi overrides that reorder what is shown) are written as escapes. Student ids come from
+    folder and file names, and messages from the students' code."""
+    return "".join(
+        c if c == " " or unicodedata.category(c)[0] not in "CZ" else
+        c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 @dataclass
@@ -70,6 +81,7 @@ class Progress:
         """A line above the display (or on its own)."""
         if self.quiet:
             return
+        text = printable(text)
         if self._rich is not None:
             self._rich.console.print(text, markup=False, highlight=False)
         else:
@@ -79,6 +91,7 @@ class Progress:
         """One submission is recorded: ``line`` says its score or its problem."""
         self.done += 1
         self._failures += failed
+        student, line = printable(student), printable(line)
         if self._rich is not None:
             elapsed = max(1e-9, time.monotonic() - self._t0)
             self._rich.update(self._task, advance=1, rate=f"{self.done / elapsed * 60:.1f}/min",
@@ -103,6 +116,7 @@ class Progress:
                 ("timeouts", tally.timeouts), ("skipped (already graded)", tally.skipped),
                 ("no submission", tally.no_submission)]
         wall = f"{tally.wall:.1f} s"
+        title = printable(title)
         if self.live:
             from rich.table import Table
 

@@ -40,3 +40,25 @@ def test_quiet_prints_nothing():
     p.finished("alice", "16/16", False)
     p.table(Tally(total=1, graded=1))
     assert out.getvalue() == ""
+
+
+def test_names_and_messages_cannot_break_lines_or_drive_the_terminal():
+    # Student ids are folder and file names; messages come from the students' own code.
+    hostile = "eve\n[2/2] mallory  16/16\x1b[2J\x1b]0;owned\x07\u202e"
+    for live in (False, True):
+        out = io.StringIO()
+        p = Progress(2, out, live=live)
+        p.note(f"note about {hostile}")
+        p.finished(hostile, "ERROR  raised ValueError: a\rb\x1b[1A", True)
+        p.finished("Zoë Müller 李", "16/16", False)
+        p.close()
+        p.table(Tally(total=2, graded=1, errors=1), title=f"Batch {hostile}")
+        text = out.getvalue()
+        assert "\x1b[2J" not in text and "\x07" not in text and "\u202e" not in text
+        assert "\r" not in text and "\x1b[1A" not in text
+        assert "\\x1b[2J" in text and "\\u202e" in text  # shown, as escapes
+        if not live:
+            assert "[2/2] Zoë Müller 李  16/16" in text  # printable names stay as they are
+            lines = text.splitlines()
+            assert len(lines) == 4, lines
+            assert lines[1].startswith("[1/2] eve\\n[2/2] mallory  16/16\\x1b[2J")
