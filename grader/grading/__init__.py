@@ -22,6 +22,7 @@ from grader.checks import (
     CheckSkipped,
     Context,
     graded_names,
+    trains,
 )
 from grader.checks.expected import ExpectedSource, FixtureMissing, LiveReference
 from grader.intake.discover import Submission, discover
@@ -70,8 +71,8 @@ def grade(path: Path | str, options: GradeOptions | None = None,
     options = options or GradeOptions()
     started = time.monotonic()
     assignments = [ASSIGNMENTS[n] for n in (options.assignments or list(ASSIGNMENTS))]
-    trains = any(a.trains for a in assignments)
-    if trains:  # the reference's training runs need it; paid while the worker works
+    training = trains(options.assignments)
+    if training:  # the reference's training runs need it; paid while the worker works
         import_dynamo_beside()
     submission = discover(Path(path), [a.module for a in assignments], graded_names())
     result = SubmissionResult(submission=str(path), submission_id=submission.content_hash,
@@ -80,7 +81,7 @@ def grade(path: Path | str, options: GradeOptions | None = None,
         # A client made for the folder given (a batch's): the files may sit further down.
         worker.use_folder(submission.root)
     with worker or WorkerClient(submission.root, options.worker) as worker:
-        if trains:
+        if training:
             worker.preload_dynamo()
         notebooks = submission.prepare(worker, cell_timeout=options.notebook_cell_timeout,
                                        total_timeout=options.notebook_timeout)
