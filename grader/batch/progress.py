@@ -119,8 +119,9 @@ class Progress:
         title = printable(title)
         if self.live:
             from rich.table import Table
+            from rich.text import Text
 
-            t = Table(title=title)
+            t = Table(title=Text(title))  # plain text: a folder named "[/]" is not markup
             t.add_column("")
             t.add_column("submissions", justify="right")
             for name, n in rows:
