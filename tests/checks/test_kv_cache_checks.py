@@ -16,8 +16,10 @@ from conftest import CORRECT, EXAMPLES, failing, grade_folder, plant
 import reference
 from grader.checks import ASSIGNMENTS
 from grader.checks import kv_cache as checks
+from grader.checks.base import Context
 from grader.checks.common import random_parameters
 from grader.checks.expected import LiveReference, StoredFixtures
+from grader.checks.kv_cache import task
 from grader.model.results import Status
 from reference import kv_cache as ref_kv
 
@@ -184,20 +186,64 @@ def _prompt():
                          generator=g)
 
 
-def test_greedy_path_has_margins_far_above_rounding():
-    """The greedy check compares float32 runs with the float64 reference, and temperature 1e-5
-    must behave as greedy: both need every step's top-2 gap far above those effects."""
-    model, prompt = _reference_model(), _prompt()
+# Run seeds whose FIRST draw of weights sends a row of the greedy path into a fixed point (one
+# token 24 times): a lost cache offset then generated exactly the right tokens.
+COLLAPSING_SEEDS = [4, 9, 14]
+
+
+def _task(seed):
+    ctx = Context("kv_cache", worker=None, source=LiveReference(seed=seed))
+    model = ref_kv.CachedGPT(reference.GPTConfig(**checks.KV)).double()
+    model.load_state_dict(task.task_params(ctx))
+    return model.eval(), task.task_tokens(ctx)["prompt"]
+
+
+@pytest.mark.parametrize("seed", COLLAPSING_SEEDS + [1, 2, 3, 501, 7777])
+def test_task_weights_give_a_greedy_path_with_margins_far_above_rounding(seed):
+    """The greedy check compares float32 runs with the float64 reference, temperature 1e-5
+    must behave as greedy, and a wrong position must change the path: whatever the run's seed,
+    every step's top-2 gap is far above rounding and no row is stuck on one token."""
+    model, prompt = _task(seed)
     tokens = ref_kv.generate(model, prompt, checks.GEN_NEW, temperature=0)
     with torch.no_grad():
         logits = model(tokens[:, :-1])[0][:, checks.GEN_PROMPT - 1:]
     top2 = logits.topk(2, dim=-1).values
     gap = float((top2[..., 0] - top2[..., 1]).min())
     # float32 logit errors are ~1e-6; at temperature 1e-5 the runner-up gets exp(-gap / 1e-5)
-    # < exp(-40) of the probability.
-    assert gap > 4e-4, gap
-    f32 = ref_kv.generate(_reference_model(torch.float32), prompt, checks.GEN_NEW, temperature=0)
+    # < exp(-100) of the probability.
+    assert gap >= 1e-3, gap
+    assert min(len(set(row)) for row in tokens[:, checks.GEN_PROMPT:].tolist()) >= 3
+    f32 = ref_kv.generate(model.float(), prompt, checks.GEN_NEW, temperature=0)
     assert torch.equal(f32, tokens)
+
+
+def test_a_path_stuck_on_one_token_or_on_a_near_tie_is_not_telling():
+    model, prompt = _task(1)
+    path = ref_kv.generate(model, prompt, checks.GEN_NEW, temperature=0)
+
+    def replay(tokens):
+        return lambda model, prompt, n, temperature: tokens
+
+    assert task.greedy_path_is_telling(model, replay(path), prompt)
+    stuck = path.clone()
+    stuck[0, checks.GEN_PROMPT:] = path[0, checks.GEN_PROMPT]
+    assert not task.greedy_path_is_telling(model, replay(stuck), prompt)
+
+    class NearTie(torch.nn.Module):  # the same model, but two logits 1e-4 apart at one step
+        def forward(self, idx):
+            logits = model(idx)[0].clone()
+            row = logits[1, checks.GEN_PROMPT + 3]
+            row[row.argsort()[-2]] = row.max() - 1e-4
+            return logits, None
+
+    assert not task.greedy_path_is_telling(NearTie(), replay(path), prompt)
+
+
+@pytest.mark.parametrize("bug", ["position_offset_lost", "len_counts_layers"])
+def test_a_wrong_position_fails_generation_even_where_the_first_weights_collapse(bug, tmp_path):
+    result = grade_folder(plant(tmp_path, {"kv_cache": BUGS[bug][0]}), KV,
+                          source=LiveReference(seed=COLLAPSING_SEEDS[0]))
+    assert {"kv_cache.greedy", "kv_cache.sampling"} <= failing(result)
 
 
 def test_different_seeds_sample_different_tokens_and_same_seeds_the_same():

@@ -103,8 +103,9 @@ GREEDY = [_gen_run(0.0, use_cache=True), _gen_run(0.0, use_cache=False)]
 def greedy(ctx: Context):
     """``generate(model, idx, 24, temperature=0)`` (greedy) returns ``(B, T0 + 24)`` tokens, the
     prompt first, identical with ``use_cache=True`` and ``use_cache=False``, and equal to the
-    reference's greedy tokens (model in float32, as it is used; the reference's top-2 logit gaps
-    along this path are far above float32 rounding)."""
+    reference's greedy tokens (model in float32, as it is used; the task's weights are drawn
+    until the reference's top-2 logit gaps along this path are far above float32 rounding and
+    no row is stuck on one token, where a wrong position would not show)."""
     cached, uncached = _generate(ctx, GREEDY, "float32")
     expected = _reference_generation(ctx, "greedy", GREEDY)["0"]
     _check_tokens(uncached["tokens"], expected, uncached["what"],
