@@ -276,9 +276,10 @@ def _grade_assignment(a: Assignment, submission: Submission, imports: dict[str, 
     imported = imports.get(a.module, {})
     problem = source.problem or (imported.get("message", "")
                                  if not imported.get("ok", False) else "")
-    # Code that ran past its time limit is a timeout (the batch summary counts them apart).
-    problem_status = Status.TIMEOUT if not source.problem and imported.get("timeout") \
-        else Status.ERROR
+    # Code that ran past its time limit is a timeout (the batch summary counts them apart):
+    # a module's import, a notebook's cell or the notebook's total time.
+    timed_out = source.timed_out if source.problem else bool(imported.get("timeout"))
+    problem_status = Status.TIMEOUT if timed_out else Status.ERROR
     names = set(imported.get("names", []))
     out.message = problem
     ctx = Context(assignment=a.name, worker=worker, source=options.source,
@@ -301,7 +302,8 @@ def _grade_assignment(a: Assignment, submission: Submission, imports: dict[str, 
             message = source.missing_message(missing[0])  # for a notebook: which cell
             if message.endswith(f"defines no `{missing[0]}`"):
                 message += _spelling_hint(missing[0], names)
-            out.checks.append(_result(check, points, Status.ERROR, message))
+            status = Status.TIMEOUT if source.ran_out_of_time(missing[0]) else Status.ERROR
+            out.checks.append(_result(check, points, status, message))
             continue
         out.checks.append(run_check(check, replace(ctx, timeout=check.timeout), points))
     return out

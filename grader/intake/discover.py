@@ -33,6 +33,7 @@ class SourceFile:
     path: Path | None
     problem: str = ""
     notebook: Notebook | None = None  # the notebook that provides this module, if one does
+    timed_out: bool = False  # the problem is code that ran past a time limit
 
     @property
     def display(self) -> str:
@@ -44,6 +45,11 @@ class SourceFile:
         if self.notebook is not None:
             return self.notebook.missing_message(name)
         return f"{self.display} defines no `{name}`"
+
+    def ran_out_of_time(self, name: str) -> bool:
+        """Whether the graded ``name`` is missing because code ran past a time limit (a
+        notebook's cell, or its total time)."""
+        return self.notebook is not None and self.notebook.ran_out_of_time(name)
 
 
 @dataclass

@@ -502,7 +502,7 @@ def _module(args: Mapping[str, Any] | None) -> Schema:
 def _notebook(args: Mapping[str, Any] | None) -> Schema:
     cell = {"index": int, "status": str, "type": Opt(str), "message": Opt(str),
             "line": Opt(Nullable(int)), "seconds": Opt(FINITE), "timeout": Opt(FINITE),
-            "reason": Opt(str)}
+            "reason": Opt(str), "out_of_time": Opt(bool)}
     return {"cells": Seq(cell, exactly=_count(args, "cells")), "kernel": str,
             "kernel_starts": int, "seconds": FINITE}
 

@@ -363,7 +363,7 @@ async def _session(kernel: _Kernel, cells: list[dict[str, Any]], outcomes: list[
                 remaining = deadline - time.monotonic()
                 if remaining <= 1:
                     for o in outcomes[position:]:
-                        o["reason"] = "the notebook used up its total time"
+                        o.update(reason="the notebook used up its total time", out_of_time=True)
                     return position
                 client.timeout = int(max(1, min(cell_timeout, remaining)))
                 began = time.monotonic()

@@ -5,6 +5,7 @@ still get graded)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -21,6 +22,7 @@ from grader.intake.notebooks import (
     python_of,
     read_notebook,
 )
+from grader.intake.notebooks.cells import Cell
 from grader.isolation.sandbox import isolation_available
 
 
@@ -238,3 +240,87 @@ def test_broken_notebooks_point_at_the_cell_and_the_rest_is_graded(tmp_path):
     assert "is not valid JSON" in result.assignment("gpt2_loading").message
     if isolation_available()[0]:  # the kernels ran inside the sandbox: no network, ipc sockets
         assert result.environment["isolation"].startswith("bubblewrap")
+
+
+def test_a_notebook_that_runs_past_its_time_limits_gets_timeouts_not_errors(tmp_path):
+    """A batch's summary counts endless loops apart from crashes: a name missing because its
+    cell (or an earlier cell it needed) ran past the cell limit, or because the notebook's
+    total time ran out before its cell, is a timeout; a cell that raised stays an error."""
+    from grader.model.results import Status
+
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    nb = _cells_of("attention")
+    for cell in nb.cells:
+        if cell.source.startswith("class MultiHeadAttention"):
+            cell.source = "import time\nwhile True:\n    time.sleep(.05)\n" + cell.source
+    nbformat.write(nb, sub / "attention.ipynb")
+    nb = _cells_of("causal_mask")
+    for cell in nb.cells:
+        if cell.source.startswith("def causal_mask"):  # defines OFFSET first, then loops
+            cell.source = "OFFSET = 0\nwhile True:\n    pass\n" + cell.source
+        elif cell.source.startswith("class CausalSelfAttention"):  # needs the cell above
+            cell.source = "assert OFFSET == 0\n" + cell.source
+    nbformat.write(nb, sub / "causal_mask.ipynb")
+    result = grade_folder(sub, ["attention", "causal_mask"], notebook_cell_timeout=2)
+
+    att = {c.id: c for c in result.assignment("attention").checks}
+    sdpa = [c for c in att.values() if c.id.startswith("sdpa")]
+    assert sdpa and all(c.status is Status.PASSED for c in sdpa)
+    mha = [c for c in att.values() if c.id.startswith("mha")]
+    assert mha and all(c.status is Status.TIMEOUT for c in mha), [c.status for c in mha]
+    assert "ran past its time limit of 2 s" in mha[0].message
+    cm = result.assignment("causal_mask")
+    assert {c.status for c in cm.checks} == {Status.TIMEOUT}, [c.message for c in cm.checks]
+    assert "which ran past its time limit" in cm.check("mask_table").message
+    assert "(`OFFSET` comes from cell " in cm.check("csa_shapes").message
+
+    # The same cell raising instead: an error, as before.
+    nb = _cells_of("causal_mask")
+    for cell in nb.cells:
+        if cell.source.startswith("def causal_mask"):
+            cell.source = "raise RuntimeError('not yet')\n" + cell.source
+    nbformat.write(nb, sub / "causal_mask.ipynb")
+    (sub / "attention.ipynb").unlink()
+    (sub / "attention.py").write_text((CORRECT / "attention.py").read_text())
+    cm = grade_folder(sub, ["causal_mask"]).assignment("causal_mask")
+    assert {c.status for c in cm.checks} == {Status.ERROR}, cm.message
+
+
+def test_cells_left_when_the_notebook_total_time_ran_out_are_timeouts(tmp_path):
+    from grader.model.results import Status
+
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    nb = _cells_of("causal_mask")
+    slow = [nbformat.v4.new_code_cell("import time\ntime.sleep(1.5)") for _ in range(3)]
+    nb.cells[1:1] = slow
+    nbformat.write(nb, sub / "causal_mask.ipynb")
+    result = grade_folder(sub, ["causal_mask"], notebook_cell_timeout=2, notebook_timeout=4)
+    cm = result.assignment("causal_mask")
+    assert "the notebook used up its total time" in cm.message
+    assert {c.status for c in cm.checks} == {Status.TIMEOUT}
+
+
+def test_which_missing_names_ran_out_of_time():
+    """The notebook's reading of its run: the cell blamed for a missing name, and whether a
+    time limit stopped it (its own, an earlier one it needed, or the whole notebook's)."""
+    from grader.intake.notebooks.reading import Notebook
+
+    nb = Notebook(path=Path("nb.ipynb"))
+    nb.cells = [Cell(index=i, source=src, python=src, defines=set(d)) for i, (src, d) in
+                enumerate([("A = 1", "A"), ("B = A", "B"), ("C = 3", "C"), ("D = 4", "D")])]
+    outcomes = [{"status": "timeout", "timeout": 2},
+                {"status": "error", "type": "NameError", "message": "name 'A' is not defined"},
+                {"status": "error", "type": "ValueError", "message": "no"},
+                {"status": "not_run", "reason": "the notebook used up its total time",
+                 "out_of_time": True}]
+    for cell, outcome in zip(nb.cells, outcomes, strict=True):
+        cell.outcome = outcome
+    assert nb.ran_out_of_time("A") and nb.ran_out_of_time("B") and nb.ran_out_of_time("D")
+    assert not nb.ran_out_of_time("C") and not nb.ran_out_of_time("E")
+    assert "(`A` comes from cell 1" in nb.missing_message("B")
+    nb.cells[3].outcome = {"status": "not_run", "reason": "the kernel had to be restarted"}
+    assert not nb.ran_out_of_time("D")
+    nb.timed_out = True  # the whole run went past the notebook's total time
+    assert nb.ran_out_of_time("C")

@@ -59,6 +59,14 @@ class Cell:
     def runs(self) -> bool:
         return not self.skipped and bool(self.python.strip())
 
+    @property
+    def timed_out(self) -> bool:
+        """Whether a time limit stopped this cell: its own, or the notebook's total time that
+        ran out before it could start."""
+        o = self.outcome
+        return o.get("status") == "timeout" or (o.get("status") == "not_run"
+                                                 and o.get("out_of_time") is True)
+
     def failure(self) -> str:
         """What went wrong when this cell ran, in words ("" if nothing did)."""
         o = self.outcome

@@ -33,6 +33,7 @@ class Notebook:
     module: str = ""  # the module the worker imports it as (set when it provides one)
     provides: list[str] = field(default_factory=list)  # assignment modules, in course order
     run: dict[str, Any] = field(default_factory=dict)  # the worker's report, once run
+    timed_out: bool = False  # its run as a whole went past the notebook's total time
 
     @property
     def name(self) -> str:
@@ -50,31 +51,43 @@ class Notebook:
 
     def missing_message(self, name: str) -> str:
         """Why ``name`` is not in the module made of this notebook."""
+        return self._missing(name)[0]
+
+    def ran_out_of_time(self, name: str) -> bool:
+        """Whether ``name`` is missing because code ran past a time limit: the cell that defines
+        it, an earlier cell it needed, or the notebook's total time."""
+        blamed = self._missing(name)[1]
+        return self.timed_out or (blamed is not None and blamed.timed_out)
+
+    def _missing(self, name: str) -> tuple[str, Cell | None]:
+        """The message for a missing ``name`` and the cell whose failure it comes from."""
         cells = self.where_defined(name)
         ran = [c for c in cells if c.runs and c.outcome.get("status") in ("ok", None)]
         if ran:  # defined by a cell that ran; its own code must have failed before the name
             c = ran[0]
-            return f"{self.name} does not define `{name}` when its {c.label()} runs"
+            return f"{self.name} does not define `{name}` when its {c.label()} runs", None
         for c in cells:
             if c.skipped:
                 return (f"{self.name} defines `{name}` only in {c.label()}, which the grader does "
-                        f"not run: {c.skipped}")
+                        f"not run: {c.skipped}"), None
             if c.failure():
+                why, cause = self._cause(c)
                 return (f"{self.name}: `{name}` is defined in {c.label()}, which "
-                        f"{c.failure()}{self._cause(c)}")
-        return f"{self.name} defines no `{name}`"
+                        f"{c.failure()}{why}"), cause or c
+        return f"{self.name} defines no `{name}`", None
 
-    def _cause(self, cell: Cell) -> str:
+    def _cause(self, cell: Cell) -> tuple[str, Cell | None]:
         """For a NameError, the earlier cell that should have defined the name, if it failed."""
         o = cell.outcome
         found = re.search(r"name '(\w+)' is not defined", o.get("message", ""))
         if o.get("type") != "NameError" or not found:
-            return ""
+            return "", None
         for c in self.where_defined(found.group(1)):
             if c.index < cell.index and (c.skipped or c.failure()):
                 return f" (`{found.group(1)}` comes from {c.label()}, which " + (
-                    f"the grader does not run: {c.skipped})" if c.skipped else f"{c.failure()})")
-        return ""
+                    f"the grader does not run: {c.skipped})" if c.skipped
+                    else f"{c.failure()})"), c
+        return "", None
 
     def failures(self) -> list[str]:
         return [f"{self.name}, {c.jupyter_label()} {c.failure()}" for c in self.cells

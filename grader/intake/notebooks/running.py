@@ -52,6 +52,7 @@ def prepare(worker: WorkerClient, submission: Submission, *, cell_timeout: float
                 except WorkerTimeout:
                     nb.problem = (f"running {nb.name} did not finish within {total_timeout:.0f} s"
                                   " (the notebook's total time)")
+                    nb.timed_out = True
                 except StudentCodeError as exc:
                     nb.problem = f"{nb.name} could not be run in a kernel: {exc.describe()}"
                 except WorkerError as exc:
@@ -74,7 +75,8 @@ def prepare(worker: WorkerClient, submission: Submission, *, cell_timeout: float
                     f"could not restrict the worker: {exc}")
         for f in submission.files.values():
             if f.notebook is not None and not f.problem:
-                f.problem = _assignment_problem(f.notebook, f.module, submission.graded)
+                f.problem, f.timed_out = _assignment_problem(f.notebook, f.module,
+                                                             submission.graded)
         for nb in notebooks:
             report[nb.name].update({k: v for k, v in (("problem", nb.problem),
                                                       ("notes", nb.notes)) if v})
@@ -83,24 +85,26 @@ def prepare(worker: WorkerClient, submission: Submission, *, cell_timeout: float
     return report
 
 
-def _assignment_problem(nb: Notebook, module: str, graded: Mapping[str, Sequence[str]]) -> str:
-    """Why the assignment ``module`` cannot be graded from ``nb`` at all ("" if it can)."""
+def _assignment_problem(nb: Notebook, module: str, graded: Mapping[str, Sequence[str]]
+                        ) -> tuple[str, bool]:
+    """Why the assignment ``module`` cannot be graded from ``nb`` at all ("" if it can), and
+    whether that is code that ran past a time limit."""
     if nb.problem:
-        return nb.problem
+        return nb.problem, nb.timed_out
     names = list(graded.get(module, []))
     runnable = nb.code_cells()
     if not runnable:
         skipped = [c for c in nb.cells if c.skipped]
         why = (f" (its {len(skipped)} code cells are all left out: "
                f"{skipped[0].label()}: {skipped[0].skipped}, ...)") if skipped else ""
-        return f"{nb.name} has no code for {module} to grade{why}"
+        return f"{nb.name} has no code for {module} to grade{why}", False
     have = {n for c in runnable if c.outcome.get("status") in (None, "ok", "error")
             for n in c.defines}
     if names and not any(n in have for n in names):
         for n in names:
             message = nb.missing_message(n)
             if not message.endswith(f"defines no `{n}`"):
-                return message
+                return message, nb.ran_out_of_time(n)
         listed = ", ".join(f"`{n}`" for n in names)
-        return f"{nb.name} has no code for {module}: it defines none of {listed}"
-    return ""
+        return f"{nb.name} has no code for {module}: it defines none of {listed}", False
+    return "", False
