@@ -4,7 +4,7 @@ Everything here runs beside the student's code and is visible to it, so it holds
 any assignment: the probe model is a small MLP language model (no assignment asks for one), the
 loop run only records what was fed to the model and returns the final parameters (the trusted
 side replays the reference loop on the same batches and compares outcomes), and the loop that
-trains the student's GPT is plain AdamW at a fixed learning rate without schedule or clipping.
+trains the student's GPT is plain AdamW with a cosine-decayed learning rate, no clipping.
 Tasks return data only; judging happens in the grader's process, which also runs the reference
 (never here).
 """

@@ -197,7 +197,7 @@ BLOCK_BUGS = {
         {'block.gpt_logits', 'block.gpt_gradients', 'block.block_values', 'block.block_gradients'},
         'missing_residual_mlp',
     ),
-    'missing_attention_residual': (  # the probe's sure catch (bench_probe: +1.07..+1.81)
+    'missing_attention_residual': (  # the probe's sure catch (+0.96..+1.76 over 20 seeds)
         {'block': [('x = x + self.attn(self.ln_1(x))', 'x = self.attn(self.ln_1(x))')]},
         {'block.gpt_logits', 'block.gpt_gradients', 'block.block_values', 'block.block_gradients',
          'block.gpt_probe'},
@@ -262,15 +262,17 @@ BUGS = {"attention": ATTENTION_BUGS, "causal_mask": CAUSAL_MASK_BUGS, "block": B
 
 # Checks whose verdict on a bug depends on the grading's seed. The GPT probe trains 120 steps
 # from a drawn initialisation on drawn data (so that nothing trained offline answers it). Over
-# 20 seeds, a GPT without its MLP residual, a post-norm GPT and one with a detached wpe learned
-# more than the probe's 0.05 nats slower than the reference under 30-60 % of them; a missing
-# ln_f, a copied lm_head and PyTorch's default init came within 0.01-0.04 of the margin and
-# crossed it under some seed. The checks listed for those bugs fail under every seed. Bugs that
-# leave training as it is (+0.000) or nearly (exact GELU, unscaled residual init: at most
-# +0.006) pass the probe, and a missing attention residual fails it (+0.43..+1.81), under all.
+# 20 seeds (the probe's cosine-decayed loop; held-out loss minus the reference's, limit 0.05):
+# a GPT without its MLP residual +0.007..+2.50, PyTorch's default init +0.017..+0.30, a copied
+# lm_head -0.002..+0.108 and an unscaled residual init -0.010..+0.054 cross the limit under some
+# seeds and not others. A post-norm GPT (at most +0.018), a detached wpe (+0.017) and a missing
+# ln_f (+0.015) stayed below it, but they are real bugs the probe is not held to pass. The
+# checks listed for every bug fail under every seed; the exact GELU passes the probe (+0.000)
+# and a missing attention residual fails it (+0.96..+1.76) under all.
 SEED_DEPENDENT = {bug: {"block.gpt_probe"} for bug in
                   ("missing_residual", "post_norm", "position_embedding_detached",
-                   "no_final_layernorm", "copied_lm_head", "pytorch_default_init")}
+                   "no_final_layernorm", "copied_lm_head", "pytorch_default_init",
+                   "unscaled_residual_init")}
 
 
 def _contract(assignment: str, bug: str, tmp_path) -> None:
