@@ -69,11 +69,12 @@ def telling_params(ref, seed: int, prompt: torch.Tensor) -> dict[str, torch.Tens
     """The first of the weights drawn from ``seed`` (then from seeds derived from it) whose
     reference greedy path from ``prompt`` is telling; in the (~1e-35) case that none of
     :data:`MAX_DRAWS` is, the last."""
-    shape = ref_kv(ref).CachedGPT(ref.GPTConfig(**KV))
+    model = ref_kv(ref).CachedGPT(ref.GPTConfig(**KV)).to(torch.float64).eval()
     for draw in range(MAX_DRAWS):
-        params = random_parameters(shape, std=0.2,
+        params = random_parameters(model, std=0.2,
                                    seed=seed if draw == 0 else derive_seed(seed, f"draw {draw}"))
-        if greedy_path_is_telling(ref_model(ref, params), ref_kv(ref).generate, prompt):
+        model.load_state_dict(params)
+        if greedy_path_is_telling(model, ref_kv(ref).generate, prompt):
             break
     return params
 
