@@ -98,6 +98,12 @@ def _check_tokens(got: torch.Tensor, expected: torch.Tensor, what: str, hint: st
 GREEDY = [_gen_run(0.0, use_cache=True), _gen_run(0.0, use_cache=False)]
 
 
+def _greedy_runs(ctx: Context) -> list[dict[str, Any]]:
+    """The greedy runs with and without the cache: one worker run for the checks that judge
+    its tokens and its calls."""
+    return ctx.once("greedy_runs", lambda: _generate(ctx, GREEDY, "float32"))
+
+
 @check("greedy", "Greedy generation is the same with and without the cache", 3,
        needs=("CachedGPT", "generate"))
 def greedy(ctx: Context):
@@ -106,7 +112,7 @@ def greedy(ctx: Context):
     reference's greedy tokens (model in float32, as it is used; the task's weights are drawn
     until the reference's top-2 logit gaps along this path are far above float32 rounding and
     no row is stuck on one token, where a wrong position would not show)."""
-    cached, uncached = _generate(ctx, GREEDY, "float32")
+    cached, uncached = _greedy_runs(ctx)
     expected = _reference_generation(ctx, "greedy", GREEDY)["0"]
     _check_tokens(uncached["tokens"], expected, uncached["what"],
                   hint="temperature=0 is greedy decoding: append argmax of the last position's "
@@ -127,7 +133,7 @@ def one_token_per_step(ctx: Context):
     ``use_cache=True`` the model is called ``max_new_tokens`` times, first with the whole prompt
     ``(B, T0)`` and a cache, then with ONLY the newest token ``(B, 1)`` and the same cache; with
     ``use_cache=False`` call i gets the whole sequence ``(B, T0 + i)`` and no cache."""
-    cached, uncached = _generate(ctx, GREEDY, "float32")
+    cached, uncached = _greedy_runs(ctx)
     b = BATCH
     want_cached = [[b, GEN_PROMPT]] + [[b, 1]] * (GEN_NEW - 1)
     want_plain = [[b, GEN_PROMPT + i] for i in range(GEN_NEW)]
