@@ -309,3 +309,15 @@ def test_stub_has_the_reference_api(monkeypatch):
         stub.KVCache(2)
     with pytest.raises(NotImplementedError):
         stub.generate(None, None, 1)
+
+
+def test_a_sampling_mistake_is_named_by_every_run_not_by_the_first_that_fits(tmp_path):
+    """Under run seed 21 a generate that ignores the temperature draws, at temperature 0.7 with
+    top_k=5, exactly the tokens of one that multiplies by it (a dominant token): the runs at
+    other temperatures tell them apart, and the order the mistakes are tried in must not."""
+    folder = plant(tmp_path, {"kv_cache": [("            logits = logits / temperature\n", "")]})
+    result = grade_folder(folder, KV, source=LiveReference(seed=21))
+    check = result.assignment("kv_cache").check("sampling_reference")
+    assert check.status is Status.FAILED
+    assert check.details["likely_mistake"]["id"] == "temperature_ignored", check.message
+    assert "the temperature is ignored" in check.message
